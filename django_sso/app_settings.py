@@ -1,0 +1,131 @@
+"""Typed, live-read settings (``DJANGO_SSO_*``).
+
+Every value is read on access, so ``override_settings`` and pytest-django's ``settings`` fixture
+work without reload code. Validation lives in :mod:`django_sso.checks`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+#: Upper bound on the clock-skew leeway an operator may configure (RP-CASES decision 5).
+MAX_LEEWAY_SECONDS = 300
+
+
+class AppSettings:
+    """Accessors for every ``DJANGO_SSO_*`` setting, with its default."""
+
+    def _setting(self, name: str, default: Any) -> Any:
+        return getattr(settings, f"DJANGO_SSO_{name}", default)
+
+    @property
+    def ADAPTER(self) -> str:
+        """Dotted path of the adapter class that controls the flow."""
+        return self._setting("ADAPTER", "django_sso.adapter.DefaultSSOAdapter")
+
+    @property
+    def CONNECT_TIMEOUT(self) -> float:
+        """Seconds to wait for a provider to accept a connection."""
+        return float(self._setting("CONNECT_TIMEOUT", 5))
+
+    @property
+    def READ_TIMEOUT(self) -> float:
+        """Seconds to wait between bytes of a provider's answer."""
+        return float(self._setting("READ_TIMEOUT", 10))
+
+    @property
+    def MAX_RESPONSE_BYTES(self) -> int:
+        """Largest body accepted from a provider (discovery, token, UserInfo, JWKS)."""
+        return int(self._setting("MAX_RESPONSE_BYTES", 1024 * 1024))
+
+    @property
+    def MAX_TOKEN_BYTES(self) -> int:
+        """Largest JWT accepted, checked before any decoding."""
+        return int(self._setting("MAX_TOKEN_BYTES", 16 * 1024))
+
+    @property
+    def ALLOWED_LOCAL_HOSTS(self) -> list[str]:
+        """Hosts that may be reached over plain http or at loopback/private addresses.
+
+        Empty by default: every provider endpoint must be https on a public address. List
+        ``127.0.0.1`` or ``localhost`` here for a provider running on the same machine.
+        """
+        return list(self._setting("ALLOWED_LOCAL_HOSTS", []))
+
+    @property
+    def LEEWAY(self) -> int:
+        """Seconds of clock skew tolerated on ``exp``/``nbf``/``iat`` (capped at 300)."""
+        return min(int(self._setting("LEEWAY", 60)), MAX_LEEWAY_SECONDS)
+
+    @property
+    def ID_TOKEN_MAX_AGE(self) -> int:
+        """Seconds an ID token's ``iat`` may lie in the past (beyond the leeway)."""
+        return int(self._setting("ID_TOKEN_MAX_AGE", 600))
+
+    @property
+    def FLOW_TIMEOUT(self) -> int:
+        """Seconds a started sign-in stays valid."""
+        return int(self._setting("FLOW_TIMEOUT", 600))
+
+    @property
+    def MAX_FLOWS_PER_SESSION(self) -> int:
+        """Sign-ins one browser session may have in progress at once (tabs)."""
+        return int(self._setting("MAX_FLOWS_PER_SESSION", 10))
+
+    @property
+    def LOGIN_ON_GET(self) -> bool:
+        """Start the flow on a GET to the login URL (off: a GET shows a confirmation page)."""
+        return bool(self._setting("LOGIN_ON_GET", False))
+
+    @property
+    def JWKS_REFETCH_COOLDOWN(self) -> int:
+        """Seconds between two JWKS fetches of one source caused by unknown ``kid`` values."""
+        return int(self._setting("JWKS_REFETCH_COOLDOWN", 30))
+
+    @property
+    def JWKS_MAX_AGE(self) -> int:
+        """Seconds a fetched JWKS is used before it is fetched again."""
+        return int(self._setting("JWKS_MAX_AGE", 24 * 3600))
+
+    @property
+    def CACHE_ALIAS(self) -> str:
+        """Django cache that shares key sets across processes."""
+        return self._setting("CACHE_ALIAS", "default")
+
+    @property
+    def ENCRYPTION_KEYS(self) -> list[str]:
+        """Keys that encrypt secrets at rest, newest first; older ones still decrypt.
+
+        Empty (the default) derives the keys from ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``,
+        so rotating Django's secret key the documented way keeps stored secrets readable.
+        """
+        return list(self._setting("ENCRYPTION_KEYS", []))
+
+    @property
+    def DEFAULT_SIGNING_ALGORITHMS(self) -> list[str]:
+        """ID token algorithms accepted when a source names none."""
+        return list(self._setting("DEFAULT_SIGNING_ALGORITHMS", ["RS256"]))
+
+    @property
+    def LOGIN_REDIRECT_URL(self) -> str:
+        """Where to go after sign-in when no safe ``next`` was given."""
+        return self._setting("LOGIN_REDIRECT_URL", None) or settings.LOGIN_REDIRECT_URL
+
+    @property
+    def LOGOUT_REDIRECT_URL(self) -> str:
+        """Where to go after sign-out."""
+        return self._setting("LOGOUT_REDIRECT_URL", None) or settings.LOGOUT_REDIRECT_URL or "/"
+
+    @property
+    def REDIRECT_URI_BASE(self) -> str | None:
+        """Absolute origin (``https://app.example.com``) for callback URLs.
+
+        Set it behind proxies: the callback URL sent to providers is then built from
+        configuration, never from the request's ``Host`` header (RFC 9700 4.1.3).
+        """
+        return self._setting("REDIRECT_URI_BASE", None)
+
+
+app_settings = AppSettings()

@@ -1,0 +1,82 @@
+"""System checks: ``manage.py check`` says what would break sign-in before a user finds out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+from django_sso.app_settings import MAX_LEEWAY_SECONDS, app_settings
+
+BACKEND = "django_sso.backends.SSOBackend"
+
+
+@register("django_sso")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Return the configuration problems found."""
+    problems: list[Any] = []
+    if BACKEND not in settings.AUTHENTICATION_BACKENDS:
+        problems.append(
+            Error(
+                f"{BACKEND} is not in AUTHENTICATION_BACKENDS.",
+                hint=f'Add "{BACKEND}" to AUTHENTICATION_BACKENDS.',
+                id="django_sso.E001",
+            )
+        )
+    if not app_settings.ENCRYPTION_KEYS and not settings.SECRET_KEY:
+        problems.append(
+            Error(
+                "No key is available to encrypt client secrets.",
+                hint="Set SECRET_KEY or DJANGO_SSO_ENCRYPTION_KEYS.",
+                id="django_sso.E002",
+            )
+        )
+    base = app_settings.REDIRECT_URI_BASE
+    if not base:
+        problems.append(
+            Error(
+                "DJANGO_SSO_REDIRECT_URI_BASE is not set.",
+                hint='Set it to the site\'s public origin, e.g. "https://app.example.com"; '
+                "callback URLs are never built from request headers.",
+                id="django_sso.E003",
+            )
+        )
+    elif not base.startswith("https://") and not settings.DEBUG:
+        problems.append(
+            Warning(
+                "DJANGO_SSO_REDIRECT_URI_BASE is not https.",
+                hint="Providers send authorization codes to this origin; use https in production.",
+                id="django_sso.W001",
+            )
+        )
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.signed_cookies":
+        problems.append(
+            Warning(
+                "Signed-cookie sessions put the sign-in flow's PKCE verifier and nonce in the browser.",
+                hint="Use database, cache or cached_db sessions.",
+                id="django_sso.W002",
+            )
+        )
+    if str(getattr(settings, "SESSION_COOKIE_SAMESITE", "Lax")).lower() == "strict":
+        problems.append(
+            Warning(
+                "SESSION_COOKIE_SAMESITE = 'Strict' drops the session cookie on the provider's "
+                "redirect back, so every callback fails with 'session expired'.",
+                hint="Use 'Lax' (Django's default).",
+                id="django_sso.W003",
+            )
+        )
+    if int(getattr(settings, "DJANGO_SSO_LEEWAY", 60)) > MAX_LEEWAY_SECONDS:
+        problems.append(
+            Warning(
+                f"DJANGO_SSO_LEEWAY is above {MAX_LEEWAY_SECONDS} s and is capped there.",
+                id="django_sso.W004",
+            )
+        )
+    if (
+        "django_sso" in settings.INSTALLED_APPS
+        and "django.contrib.sessions" not in settings.INSTALLED_APPS
+    ):
+        problems.append(Error("django.contrib.sessions is required.", id="django_sso.E004"))
+    return problems

@@ -1,0 +1,90 @@
+"""One error hierarchy for everything that can go wrong in a sign-in or a token check.
+
+Each class carries a machine-readable ``code`` (logged, e.g. ``sso.id_token.aud_mismatch``) and the
+HTTP ``status`` the browser flow answers with. The message shown to people is generic and
+translated; the detail goes to the log only, never containing a token, code or secret.
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+
+class SSOError(Exception):
+    """Base class: a sign-in or token check that must stop."""
+
+    status = 400
+    default_code = "sso.error"
+    public_message = _("Sign-in could not be completed. Please try again.")
+
+    def __init__(self, code: str | None = None, detail: str = "") -> None:
+        self.code = code or self.default_code
+        self.detail = detail
+        super().__init__(f"{self.code}: {detail}" if detail else self.code)
+
+
+class ConfigurationError(SSOError):
+    """The source's configuration is unusable (discovery, endpoints, keys)."""
+
+    status = 502
+    default_code = "sso.config.invalid"
+    public_message = _("This sign-in method is not configured correctly.")
+
+
+class ProviderError(SSOError):
+    """The provider answered badly or not at all (timeout, 5xx, non-JSON, oversize)."""
+
+    status = 502
+    default_code = "sso.provider.unavailable"
+    public_message = _("The identity provider could not be reached or answered unexpectedly.")
+
+
+class CallbackError(SSOError):
+    """The callback request itself is unacceptable (state, iss, duplicates, error=)."""
+
+    status = 400
+    default_code = "sso.callback.invalid"
+
+
+class SessionExpired(CallbackError):
+    """No sign-in in progress for this browser: the session cookie is gone or the flow expired."""
+
+    default_code = "sso.state.unknown"
+    public_message = _("Your sign-in session expired. Please start again.")
+
+
+class AuthorizationDenied(CallbackError):
+    """The provider answered the authorization request with an error (e.g. access_denied)."""
+
+    default_code = "sso.authorize.denied"
+    public_message = _("Sign-in was cancelled or refused at the identity provider.")
+
+
+class InvalidGrant(CallbackError):
+    """The token endpoint refused the authorization code."""
+
+    default_code = "sso.token.invalid_grant"
+    public_message = _("The sign-in link was already used or has expired. Please start again.")
+
+
+class TokenValidationError(SSOError):
+    """A token from the provider failed validation (signature, claims, types)."""
+
+    status = 400
+    default_code = "sso.token.invalid"
+
+
+class PolicyRefused(SSOError):
+    """The provider vouched for the person, but this site's policy refuses the sign-in."""
+
+    status = 403
+    default_code = "sso.policy.refused"
+    public_message = _("Your account is not allowed to sign in here.")
+
+
+class SourceDisabled(PolicyRefused):
+    """The source exists but is switched off."""
+
+    status = 404
+    default_code = "sso.source.disabled"
+    public_message = _("This sign-in method is not available.")

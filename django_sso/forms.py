@@ -1,0 +1,167 @@
+"""The Source form: shared by the admin and ``manage.py sso_source``, so both validate alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from django_sso.exceptions import SSOError
+from django_sso.internal import discovery, jwks
+from django_sso.internal.http import check_url
+from django_sso.internal.jws import MIN_HMAC_SECRET_BYTES
+from django_sso.models import Protocol, Source
+
+URL_FIELDS = (
+    "authorization_url",
+    "token_url",
+    "userinfo_url",
+    "jwks_url",
+    "end_session_url",
+    "request_token_url",
+)
+
+ERROR_MESSAGES = {
+    "sso.discovery.issuer_mismatch": _(
+        "Issuer mismatch: the document's issuer is not the URL it came from."
+    ),
+    "sso.discovery.issuer_changed": _(
+        "Issuer mismatch: the provider's issuer changed; the source was disabled."
+    ),
+    "sso.discovery.origin_changed": _(
+        "An endpoint moved to another origin; the old configuration was kept."
+    ),
+    "sso.discovery.bad_url": _("The URL must end with /.well-known/openid-configuration."),
+    "sso.discovery.incomplete": _("The discovery document lacks a required endpoint."),
+    "sso.discovery.no_pkce": _("The provider does not advertise PKCE (S256)."),
+    "sso.config.not_https": _("Endpoints must use https."),
+    "sso.config.private_address": _("Endpoints at private or loopback addresses are not allowed."),
+    "sso.config.unresolvable": _("The host name does not resolve."),
+    "sso.http.timeout": _("The provider did not answer in time."),
+    "sso.http.tls": _("The provider's TLS certificate could not be verified."),
+    "sso.http.status": _("The provider answered with an error status."),
+    "sso.http.not_json": _("The provider did not answer with a JSON object."),
+    "sso.http.too_large": _("The provider's answer is too large."),
+    "sso.http.redirect_refused": _("The provider answered with a redirect, which is not followed."),
+    "sso.http.unreachable": _("The provider could not be reached."),
+    "sso.jwks.private_key": _("The key set contains private keys; refused."),
+    "sso.jwks.invalid": _("This is not a JWK set."),
+}
+
+
+def describe(error: SSOError) -> str:
+    """Return the message an operator sees for a configuration error."""
+    message = ERROR_MESSAGES.get(error.code, _("The configuration was refused."))
+    return f"{message} ({error.code}{': ' + error.detail if error.detail else ''})"
+
+
+class SourceForm(forms.ModelForm):
+    """Validate a source; fetch its discovery document when the well-known URL is new."""
+
+    client_secret = forms.CharField(
+        label=_("client secret"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Stored encrypted and never shown again. Leave blank to keep the current one."),
+    )
+    refetch = False
+
+    class Meta:
+        model = Source
+        exclude = ("provider_metadata", "last_discovery_at", "iss_parameter_supported")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metadata: dict[str, Any] | None = None
+
+    def clean_client_secret(self) -> str:
+        secret = self.cleaned_data.get("client_secret") or ""
+        if not secret and self.instance.pk:
+            return self.instance.client_secret
+        return secret
+
+    def _discovery_due(self, url: str) -> bool:
+        return bool(url) and (
+            self.refetch or not self.instance.pk or "well_known_url" in self.changed_data
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        url = data.get("well_known_url") or ""
+        try:
+            if self._discovery_due(url):
+                self.metadata = discovery.fetch_metadata(url)
+                for meta_name, field in discovery.ENDPOINT_FIELDS.items():
+                    data[field] = self.metadata.get(meta_name) or ""
+                data["issuer"] = self.metadata["issuer"]
+        except SSOError as exc:
+            self.add_error("well_known_url", describe(exc))
+            return data
+        self._check_urls(data)
+        self._check_protocol(data)
+        self._check_issuer_unique(data)
+        self._check_keys(data)
+        return data
+
+    def _check_urls(self, data: dict[str, Any]) -> None:
+        for field in URL_FIELDS:
+            if data.get(field):
+                try:
+                    check_url(data[field], resolve=True)
+                except SSOError as exc:
+                    self.add_error(field, describe(exc))
+
+    def _check_protocol(self, data: dict[str, Any]) -> None:
+        protocol = data.get("protocol")
+        needed = ["authorization_url", "token_url"]
+        if protocol == Protocol.OAUTH1:
+            needed = ["request_token_url", "authorization_url", "token_url", "userinfo_url"]
+        elif protocol == Protocol.OAUTH2:
+            needed.append("userinfo_url")
+        for field in needed:
+            if not data.get(field):
+                self.add_error(field, _("Required for this protocol (or give a well-known URL)."))
+        if protocol == Protocol.OIDC:
+            if not data.get("issuer"):
+                self.add_error(
+                    "issuer", _("OpenID Connect needs the issuer (or a well-known URL).")
+                )
+            if not data.get("jwks_url") and not data.get("jwks"):
+                self.add_error("jwks_url", _("OpenID Connect needs a JWKS URL or a JWKS."))
+
+    def _check_issuer_unique(self, data: dict[str, Any]) -> None:
+        issuer = data.get("issuer")
+        if issuer:
+            clash = Source.objects.exclude(pk=self.instance.pk).filter(issuer=issuer).first()
+            if clash is not None:
+                # CFG-02 (RFC 9207 4): two sources with one issuer would make mix-up undetectable.
+                self.add_error(
+                    "well_known_url" if self.metadata else "issuer",
+                    _("The issuer is already used by the source “%(name)s”.")
+                    % {"name": clash.name},
+                )
+
+    def _check_keys(self, data: dict[str, Any]) -> None:
+        if data.get("jwks"):
+            try:
+                jwks.parse_jwks(data["jwks"])
+            except SSOError as exc:
+                self.add_error("jwks", describe(exc))
+        algorithms = (data.get("signing_algorithms") or "").split()
+        if "none" in {a.lower() for a in algorithms}:
+            self.add_error("signing_algorithms", _("“none” is never accepted."))
+        if any(a.startswith("HS") for a in algorithms):
+            if len((data.get("client_secret") or "").encode()) < MIN_HMAC_SECRET_BYTES:
+                self.add_error(
+                    "signing_algorithms", _("HS256 needs a client secret of at least 32 bytes.")
+                )
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.metadata is not None and not self.errors:
+            try:
+                discovery.apply_metadata(self.instance, self.metadata)
+            except SSOError as exc:
+                self.add_error("well_known_url", describe(exc))

@@ -1,0 +1,1 @@
+"""Private helpers: discovery, keys, tokens, flow state, outbound HTTP, crypto. Not public API."""

@@ -1,0 +1,158 @@
+"""The one way django_sso talks to providers: timeouts, no redirects, a byte cap, https only.
+
+Every outbound session (plain ``requests`` or Authlib's) goes through :func:`prepare_session`,
+which installs a response hook that refuses redirects (RFC 9700 4.12: ``requests`` would re-POST
+a token request body on 307/308) and reads at most ``MAX_RESPONSE_BYTES``. The adapter's
+``configure_http_session`` hook runs last: it is the seam for proxies, CA bundles and test
+transports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from django_sso.app_settings import app_settings
+from django_sso.exceptions import ConfigurationError, ProviderError
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+def _refuse_redirect_and_cap_body(response: requests.Response, **kwargs: Any) -> requests.Response:
+    if response.status_code in _REDIRECT_STATUSES or response.is_redirect:
+        response.close()
+        raise ProviderError(
+            "sso.http.redirect_refused", f"{response.status_code} from {_origin(response.url)}"
+        )
+    limit = app_settings.MAX_RESPONSE_BYTES
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise ProviderError("sso.http.too_large", f"declared {declared} bytes")
+    if not response._content_consumed:
+        body = response.raw.read(limit + 1, decode_content=True) or b""
+        if len(body) > limit:
+            response.close()
+            raise ProviderError("sso.http.too_large", f"more than {limit} bytes")
+        response._content = body
+        response._content_consumed = True
+    return response
+
+
+class _TimeoutSession(requests.Session):
+    """A session whose requests default to the configured connect/read timeouts."""
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", (app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT))
+        kwargs["allow_redirects"] = False
+        return super().request(*args, **kwargs)
+
+
+def prepare_session(session: requests.Session) -> requests.Session:
+    """Install the safety hooks on ``session`` and hand it to the adapter's hook."""
+    from django_sso.adapter import get_adapter
+
+    session.max_redirects = 0
+    session.trust_env = False
+    session.hooks["response"] = [_refuse_redirect_and_cap_body]
+    get_adapter().configure_http_session(session)
+    return session
+
+
+def new_session() -> requests.Session:
+    """Return a prepared plain session with default timeouts."""
+    return prepare_session(_TimeoutSession())
+
+
+def request_json(
+    method: str,
+    url: str,
+    *,
+    session: requests.Session | None = None,
+    expected_status: tuple[int, ...] = (200,),
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Call a provider endpoint and return its JSON object body.
+
+    Raise :class:`ProviderError` (with a code naming what went wrong) on a network failure, a
+    timeout, a redirect, a status outside ``expected_status``, a non-JSON or non-object body.
+    The body itself never goes into the error.
+    """
+    check_url(url)
+    session = session or new_session()
+    kwargs.setdefault("timeout", (app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT))
+    try:
+        response = session.request(method, url, allow_redirects=False, **kwargs)
+    except requests.Timeout as exc:
+        raise ProviderError("sso.http.timeout", _origin(url)) from exc
+    except requests.exceptions.SSLError as exc:
+        raise ProviderError("sso.http.tls", _origin(url)) from exc
+    except requests.RequestException as exc:
+        raise ProviderError(
+            "sso.http.unreachable", f"{_origin(url)}: {type(exc).__name__}"
+        ) from exc
+    if response.status_code not in expected_status:
+        raise ProviderError("sso.http.status", f"{response.status_code} from {_origin(url)}")
+    return parse_json_object(response)
+
+
+def parse_json_object(response: requests.Response) -> dict[str, Any]:
+    """Return the response body as a JSON object, or raise :class:`ProviderError`."""
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type and not (content_type == "application/json" or content_type.endswith("+json")):
+        raise ProviderError("sso.http.not_json", f"content type {content_type!r}")
+    try:
+        data = json.loads(response.content)
+    except ValueError as exc:
+        raise ProviderError("sso.http.not_json", "body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise ProviderError("sso.http.not_json", "body is not a JSON object")
+    return data
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_local_address(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def check_url(url: str, *, resolve: bool = False) -> None:
+    """Refuse a provider URL that is not https, or that points at a private address.
+
+    Hosts in ``DJANGO_SSO_ALLOWED_LOCAL_HOSTS`` are exempt. With ``resolve``, the host name is
+    also resolved and every address checked (done when a source is saved, not per request), so a
+    name that points at 169.254.169.254 or 10.0.0.1 is refused too (CFG-03, SSRF).
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ConfigurationError("sso.config.bad_url", "URL has no host")
+    if host in {h.lower() for h in app_settings.ALLOWED_LOCAL_HOSTS}:
+        if parts.scheme not in {"http", "https"}:
+            raise ConfigurationError("sso.config.bad_url", f"scheme {parts.scheme!r}")
+        return
+    if parts.scheme != "https":
+        raise ConfigurationError("sso.config.not_https", f"{_origin(url)} is not https")
+    if host == "localhost" or host.endswith(".localhost") or _is_local_address(host):
+        raise ConfigurationError("sso.config.private_address", f"{host} is a local address")
+    if resolve:
+        try:
+            infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+        except OSError as exc:
+            raise ConfigurationError("sso.config.unresolvable", host) from exc
+        if any(_is_local_address(info[4][0]) for info in infos):
+            raise ConfigurationError(
+                "sso.config.private_address", f"{host} resolves to a local address"
+            )

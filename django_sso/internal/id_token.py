@@ -1,0 +1,111 @@
+"""ID token validation, OpenID Connect Core 3.1.3.7, with RP-CASES' stricter choices."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from typing import TYPE_CHECKING, Any
+
+from django_sso.app_settings import app_settings
+from django_sso.exceptions import TokenValidationError
+from django_sso.internal import jws
+
+if TYPE_CHECKING:
+    from django_sso.models import Source
+
+KIND = "sso.id_token"
+#: ``typ`` values that mark another kind of JWT (IDT-15, RFC 8725 3.11).
+FOREIGN_TYPES = frozenset({"at+jwt", "logout+jwt", "secevent+jwt"})
+MAX_SUBJECT_LENGTH = 255
+_HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+
+
+def allowed_algorithms(source: Source) -> list[str]:
+    """Return the source's algorithm allow-list; discovery metadata never widens it (IDT-03)."""
+    configured = source.algorithm_list or app_settings.DEFAULT_SIGNING_ALGORITHMS
+    return [a for a in configured if a in jws.KNOWN_ALGORITHMS]
+
+
+def token_hash(value: str, alg: str) -> str:
+    """Return ``at_hash``/``c_hash`` for ``value``: the left half of its hash (OIDC Core 3.1.3.6)."""
+    digest = _HASHES.get(alg[-3:], hashlib.sha256)(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+def check_subject(claims: dict[str, Any], kind: str = KIND) -> str:
+    """Return ``sub`` when it is a non-empty string of at most 255 characters (IDT-08)."""
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_SUBJECT_LENGTH:
+        raise TokenValidationError(f"{kind}.bad_sub")
+    return sub
+
+
+def validate(
+    source: Source,
+    token: str,
+    *,
+    issuer: str,
+    nonce: str | None,
+    max_age: int | None = None,
+    access_token: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Return the claims of a valid ID token, or raise :class:`TokenValidationError`.
+
+    ``issuer`` and ``nonce`` come from the flow record only; no claim can switch a check off.
+    """
+    header, claims = jws.decode(
+        source,
+        token,
+        kind=KIND,
+        audience=source.client_id,
+        issuer=issuer,
+        algorithms=allowed_algorithms(source),
+        required=("exp", "iat", "iss", "aud", "sub"),
+    )
+    if jws.typ_of(header) in FOREIGN_TYPES or "events" in claims:
+        raise TokenValidationError(f"{KIND}.wrong_type", "not an ID token")
+    check_subject(claims)
+    _check_audience(source, claims)
+    now = time.time() if now is None else now
+    leeway = app_settings.LEEWAY
+    # OIDC Core 3.1.3.7 step 10: refuse tokens issued too long ago.
+    if claims["iat"] < now - leeway - app_settings.ID_TOKEN_MAX_AGE:
+        raise TokenValidationError(f"{KIND}.too_old")
+    # Step 11: the nonce must be the one this flow sent; compared in constant time.
+    if nonce is not None:
+        got = claims.get("nonce")
+        if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
+            raise TokenValidationError(f"{KIND}.nonce_mismatch")
+    # Step 13: auth_time when max_age was requested.
+    if max_age is not None:
+        auth_time = claims.get("auth_time")
+        if not isinstance(auth_time, int | float) or isinstance(auth_time, bool):
+            raise TokenValidationError(f"{KIND}.auth_time_missing")
+        if auth_time + max_age + leeway < now:
+            raise TokenValidationError(f"{KIND}.auth_time_too_old")
+    # 3.1.3.8: at_hash, when present, must match the access token.
+    if "at_hash" in claims and access_token is not None:
+        expected = token_hash(access_token, header["alg"])
+        if not isinstance(claims["at_hash"], str) or not hmac.compare_digest(
+            claims["at_hash"], expected
+        ):
+            raise TokenValidationError(f"{KIND}.at_hash_mismatch")
+    return claims
+
+
+def _check_audience(source: Source, claims: dict[str, Any]) -> None:
+    """Steps 3-5: every audience must be trusted; ``azp``, when present, is the client (IDT-07)."""
+    aud = claims["aud"]
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        raise TokenValidationError(
+            f"{KIND}.aud_mismatch", "aud is not a string or a list of strings"
+        )
+    trusted = {source.client_id, *source.trusted_audience_list}
+    if source.client_id not in audiences or not set(audiences) <= trusted:
+        raise TokenValidationError(f"{KIND}.aud_mismatch", "untrusted audience")
+    if "azp" in claims and claims["azp"] != source.client_id:
+        raise TokenValidationError(f"{KIND}.azp_mismatch")

@@ -1,0 +1,71 @@
+"""UserInfo (OIDC Core 5.3) and plain OAuth 2 profile endpoints."""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from django_sso.exceptions import ProviderError, TokenValidationError
+from django_sso.internal import id_token, jws
+from django_sso.internal.http import check_url, new_session, parse_json_object
+
+if TYPE_CHECKING:
+    from django_sso.models import Source
+
+KIND = "sso.userinfo"
+#: Aggregated and distributed claims are never fetched nor merged (UI-04).
+IGNORED_MEMBERS = frozenset({"_claim_names", "_claim_sources"})
+
+
+def fetch(source: Source, access_token: str, *, expected_sub: str | None) -> dict[str, Any]:
+    """Return the claims the UserInfo/profile endpoint gives for ``access_token``.
+
+    The token goes only in the ``Authorization`` header (UI-02). A signed answer
+    (``application/jwt``) is verified like an ID token (UI-03). With ``expected_sub``, the answer's
+    ``sub`` must equal it exactly (OIDC Core 5.3.2, UI-01).
+    """
+    url = source.userinfo_url
+    check_url(url)
+    try:
+        response = new_session().get(
+            url,
+            headers={
+                "Authorization": f"Bearer {access_token}",
+                "Accept": "application/json, application/jwt",
+            },
+        )
+    except requests.Timeout as exc:
+        raise ProviderError(f"{KIND}.timeout") from exc
+    except requests.RequestException as exc:
+        raise ProviderError(f"{KIND}.unreachable", type(exc).__name__) from exc
+    if response.status_code != 200:
+        raise ProviderError(f"{KIND}.status", str(response.status_code))
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type == "application/jwt":
+        claims = _verified_jwt(source, response.text)
+    else:
+        try:
+            claims = parse_json_object(response)
+        except ProviderError as exc:
+            raise ProviderError(f"{KIND}.not_json", exc.detail) from exc
+    claims = {k: v for k, v in claims.items() if k not in IGNORED_MEMBERS}
+    if expected_sub is not None:
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not hmac.compare_digest(sub.encode(), expected_sub.encode()):
+            raise TokenValidationError(f"{KIND}.sub_mismatch")
+    return claims
+
+
+def _verified_jwt(source: Source, token: str) -> dict[str, Any]:
+    _, claims = jws.decode(
+        source,
+        token.strip(),
+        kind=KIND,
+        audience=source.client_id,
+        issuer=source.issuer,
+        algorithms=id_token.allowed_algorithms(source),
+        required=("iss", "aud", "sub"),
+    )
+    return claims

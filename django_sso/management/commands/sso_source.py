@@ -1,0 +1,179 @@
+"""``manage.py sso_source``: the scriptable twin of the Source admin.
+
+    sso_source create --slug SLUG --name NAME (--well-known URL | --authorization-url ... ) ...
+    sso_source update SLUG [same options]
+    sso_source list | refresh SLUG | delete SLUG
+
+Exit code 0 on success; on any error, non-zero with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.forms.models import model_to_dict
+
+from django_sso.exceptions import SSOError
+from django_sso.forms import SourceForm, describe
+from django_sso.internal import discovery
+from django_sso.models import Source
+
+#: Option dest -> Source field, for plain values.
+VALUE_OPTIONS = {
+    "name": "name",
+    "new_slug": "slug",
+    "protocol": "protocol",
+    "client_id": "client_id",
+    "client_secret": "client_secret",
+    "well_known": "well_known_url",
+    "issuer": "issuer",
+    "authorization_url": "authorization_url",
+    "token_url": "token_url",
+    "userinfo_url": "userinfo_url",
+    "jwks_url": "jwks_url",
+    "end_session_url": "end_session_url",
+    "request_token_url": "request_token_url",
+    "scopes": "scopes",
+    "token_auth_method": "token_endpoint_auth_method",
+    "algorithms": "signing_algorithms",
+    "allowed_email_domains": "allowed_email_domains",
+    "button_label": "button_label",
+    "display_order": "display_order",
+}
+#: Option dest -> Source boolean field.
+FLAG_OPTIONS = {
+    "pkce": "use_pkce",
+    "enabled": "enabled",
+    "allow_signup": "allow_signup",
+    "link_by_email": "link_existing_by_email",
+    "email_trusted": "email_trusted",
+    "fetch_userinfo": "fetch_userinfo",
+    "require_pkce_support": "require_pkce_support",
+}
+
+
+def _add_source_options(parser: ArgumentParser) -> None:
+    parser.add_argument("--name")
+    parser.add_argument("--protocol", choices=["oidc", "oauth2", "oauth1"])
+    parser.add_argument("--client-id", dest="client_id")
+    parser.add_argument("--client-secret", dest="client_secret")
+    parser.add_argument(
+        "--well-known", dest="well_known", help=".../.well-known/openid-configuration"
+    )
+    parser.add_argument("--issuer")
+    for name in ("authorization", "token", "userinfo", "jwks", "end-session", "request-token"):
+        parser.add_argument(f"--{name}-url", dest=f"{name.replace('-', '_')}_url")
+    parser.add_argument(
+        "--jwks-file", dest="jwks_file", help="A JSON file holding the provider's JWKS."
+    )
+    parser.add_argument("--scopes", help='Space-separated, e.g. "openid email profile".')
+    parser.add_argument(
+        "--token-auth-method", choices=["client_secret_basic", "client_secret_post"]
+    )
+    parser.add_argument("--algorithms", help='ID token algorithm allow-list, e.g. "RS256 ES256".')
+    parser.add_argument("--allowed-email-domains")
+    parser.add_argument("--button-label")
+    parser.add_argument("--display-order", type=int)
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Extra authorization parameter (repeatable).",
+    )
+    for dest, field in FLAG_OPTIONS.items():
+        flag = dest.replace("_", "-")
+        parser.add_argument(
+            f"--{flag}", dest=dest, action="store_true", default=None, help=f"Set {field}."
+        )
+        parser.add_argument(f"--no-{flag}", dest=dest, action="store_false", help=f"Clear {field}.")
+
+
+class Command(BaseCommand):
+    help = "Create, update, list, refresh or delete SSO sources."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help="Add a source.")
+        create.add_argument("--slug", required=True)
+        _add_source_options(create)
+        update = sub.add_parser("update", help="Change a source.")
+        update.add_argument("slug")
+        update.add_argument("--slug", dest="new_slug", help="Rename the slug.")
+        update.add_argument(
+            "--refetch", action="store_true", help="Fetch the well-known URL again."
+        )
+        _add_source_options(update)
+        sub.add_parser("list", help="List sources.")
+        for action in ("refresh", "delete"):
+            sub.add_parser(action, help=f"{action.title()} a source.").add_argument("slug")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        if action == "list":
+            return self.list_sources()
+        if action == "create":
+            options["new_slug"] = options.pop("slug")
+            return self.save(Source(), options)
+        source = Source.objects.filter(slug=options["slug"]).first()
+        if source is None:
+            raise CommandError(f"no source with slug {options['slug']!r}")
+        if action == "update":
+            return self.save(source, options)
+        if action == "delete":
+            source.delete()
+            self.stdout.write(f"deleted {source.slug}")
+            return None
+        return self.refresh(source)
+
+    def list_sources(self) -> None:
+        for source in Source.objects.all():
+            state = "enabled" if source.enabled else "disabled"
+            self.stdout.write(
+                f"{source.slug}\t{source.protocol}\t{state}\t{source.issuer or '-'}\t{source.name}"
+            )
+
+    def refresh(self, source: Source) -> None:
+        if not source.well_known_url:
+            raise CommandError(f"{source.slug} has no well-known URL")
+        try:
+            discovery.refresh(source)
+        except SSOError as exc:
+            if not source.enabled:
+                source.save(update_fields=["enabled", "updated_at"])
+            raise CommandError(describe(exc)) from exc
+        source.save()
+        self.stdout.write(f"refreshed {source.slug}: issuer {source.issuer}")
+
+    def save(self, source: Source, options: dict[str, Any]) -> None:
+        data = model_to_dict(source, exclude=["id", "provider_metadata", "last_discovery_at"])
+        data["client_secret"] = ""
+        data["extra_authorize_params"] = json.dumps(data.get("extra_authorize_params") or {})
+        data["jwks"] = json.dumps(data["jwks"]) if data.get("jwks") else ""
+        for dest, field in {**VALUE_OPTIONS, **FLAG_OPTIONS}.items():
+            if options.get(dest) is not None:
+                data[field] = options[dest]
+        if options.get("jwks_file"):
+            try:
+                with open(options["jwks_file"], encoding="utf-8") as handle:
+                    data["jwks"] = handle.read()
+            except OSError as exc:
+                raise CommandError(f"cannot read {options['jwks_file']}: {exc.strerror}") from exc
+        if options.get("param"):
+            params = json.loads(data["extra_authorize_params"])
+            for item in options["param"]:
+                key, sep, value = item.partition("=")
+                if not sep or not key:
+                    raise CommandError(f"--param takes KEY=VALUE, got {item!r}")
+                params[key] = value
+            data["extra_authorize_params"] = json.dumps(params)
+        form = SourceForm(data=data, instance=source)
+        form.refetch = bool(options.get("refetch"))
+        if not form.is_valid():
+            field, errors = next(iter(form.errors.items()))
+            raise CommandError(f"{field}: {errors[0]}")
+        saved = form.save()
+        self.stdout.write(f"saved {saved.slug}: {saved.protocol} issuer {saved.issuer or '-'}")

@@ -1,0 +1,222 @@
+"""Database models: a configured provider (``Source``) and a person's link to it (``Identity``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from django_sso.fields import EncryptedTextField
+
+
+class Protocol(models.TextChoices):
+    OIDC = "oidc", _("OpenID Connect")
+    OAUTH2 = "oauth2", _("OAuth 2.0")
+    OAUTH1 = "oauth1", _("OAuth 1.0a")
+
+
+class TokenAuthMethod(models.TextChoices):
+    CLIENT_SECRET_BASIC = "client_secret_basic", _("HTTP Basic (client_secret_basic)")
+    CLIENT_SECRET_POST = "client_secret_post", _("Form body (client_secret_post)")
+
+
+def _split(value: str) -> list[str]:
+    return [item for item in value.replace(",", " ").split() if item]
+
+
+class SourceQuerySet(models.QuerySet):
+    def enabled(self) -> SourceQuerySet:
+        return self.filter(enabled=True).order_by("display_order", "name")
+
+
+class Source(models.Model):
+    """One configured identity provider."""
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("slug"), max_length=50, unique=True, help_text=_("Used in URLs."))
+    protocol = models.CharField(
+        _("protocol"), max_length=10, choices=Protocol.choices, default=Protocol.OIDC
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    display_order = models.PositiveSmallIntegerField(_("display order"), default=0)
+    button_label = models.CharField(
+        _("button label"),
+        max_length=100,
+        blank=True,
+        help_text=_("Defaults to “Sign in with <name>”."),
+    )
+
+    client_id = models.CharField(_("client ID"), max_length=255)
+    client_secret = EncryptedTextField(_("client secret"), blank=True)
+    token_endpoint_auth_method = models.CharField(
+        _("token endpoint authentication"),
+        max_length=32,
+        choices=TokenAuthMethod.choices,
+        default=TokenAuthMethod.CLIENT_SECRET_BASIC,
+    )
+
+    well_known_url = models.URLField(
+        _("well-known URL"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "…/.well-known/openid-configuration. Fetched once on save; fills the endpoints."
+        ),
+    )
+    issuer = models.CharField(_("issuer"), max_length=500, blank=True)
+    authorization_url = models.URLField(_("authorization URL"), max_length=500, blank=True)
+    token_url = models.URLField(_("token URL"), max_length=500, blank=True)
+    userinfo_url = models.URLField(_("userinfo / profile URL"), max_length=500, blank=True)
+    jwks_url = models.URLField(_("JWKS URL"), max_length=500, blank=True)
+    jwks = models.JSONField(
+        _("JWKS"),
+        blank=True,
+        null=True,
+        help_text=_("Public keys, for providers without a JWKS URL."),
+    )
+    end_session_url = models.URLField(_("end-session (logout) URL"), max_length=500, blank=True)
+    request_token_url = models.URLField(
+        _("request-token URL"), max_length=500, blank=True, help_text=_("OAuth 1.0a only.")
+    )
+
+    scopes = models.CharField(
+        _("scopes"), max_length=500, default="openid email profile", blank=True
+    )
+    use_pkce = models.BooleanField(_("use PKCE (S256)"), default=True)
+    require_pkce_support = models.BooleanField(
+        _("require advertised PKCE support"),
+        default=False,
+        help_text=_("Refuse a discovery document that does not list S256."),
+    )
+    extra_authorize_params = models.JSONField(
+        _("extra authorization parameters"),
+        default=dict,
+        blank=True,
+        help_text=_('For example {"prompt": "select_account", "hd": "example.com"}.'),
+    )
+    signing_algorithms = models.CharField(
+        _("ID token algorithms"),
+        max_length=100,
+        default="RS256",
+        help_text=_("Space-separated allow-list. HS256 only with a client secret of 32+ bytes."),
+    )
+    trusted_audiences = models.CharField(
+        _("other trusted audiences"),
+        max_length=500,
+        blank=True,
+        help_text=_("Audiences besides the client ID an ID token may also name."),
+    )
+    fetch_userinfo = models.BooleanField(
+        _("fetch UserInfo"),
+        default=True,
+        help_text=_("Call the UserInfo endpoint at each sign-in."),
+    )
+    iss_parameter_supported = models.BooleanField(
+        _("provider sends iss in the authorization response (RFC 9207)"), default=False
+    )
+    provider_metadata = models.JSONField(_("discovery document"), default=dict, blank=True)
+    last_discovery_at = models.DateTimeField(_("last discovery"), null=True, blank=True)
+
+    allow_signup = models.BooleanField(
+        _("allow new users"), default=True, help_text=_("Create a user at a first sign-in.")
+    )
+    link_existing_by_email = models.BooleanField(
+        _("link existing users by e-mail"),
+        default=False,
+        help_text=_("Sign in to an existing local account with the same verified e-mail."),
+    )
+    email_trusted = models.BooleanField(
+        _("trusted for e-mail"),
+        default=False,
+        help_text=_("The provider is authoritative for its users' e-mail addresses."),
+    )
+    allowed_email_domains = models.CharField(
+        _("allowed e-mail domains"),
+        max_length=500,
+        blank=True,
+        help_text=_("Space-separated; empty allows any domain."),
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SourceQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("source")
+        verbose_name_plural = _("sources")
+        ordering = ["display_order", "name"]
+        constraints = [
+            # RFC 9207 4: issuer identifiers must be unique across providers (CFG-02).
+            models.UniqueConstraint(
+                fields=["issuer"], condition=~Q(issuer=""), name="django_sso_source_unique_issuer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def label(self) -> str:
+        return self.button_label or _("Sign in with %(name)s") % {"name": self.name}
+
+    @property
+    def scope_list(self) -> list[str]:
+        return _split(self.scopes)
+
+    @property
+    def algorithm_list(self) -> list[str]:
+        return _split(self.signing_algorithms)
+
+    @property
+    def trusted_audience_list(self) -> list[str]:
+        return _split(self.trusted_audiences)
+
+    @property
+    def email_domain_list(self) -> list[str]:
+        return [d.lower().lstrip("@") for d in _split(self.allowed_email_domains)]
+
+    @property
+    def is_oidc(self) -> bool:
+        return self.protocol == Protocol.OIDC
+
+    def cache_key(self, kind: str) -> str:
+        """Return a cache key private to this source and its current configuration."""
+        stamp = self.updated_at.timestamp() if self.updated_at else 0
+        return f"django_sso:{kind}:{self.pk}:{stamp}"
+
+
+class Identity(models.Model):
+    """A person at a source, linked to a local user: unique per (source, subject)."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="identities")
+    subject = models.CharField(_("subject"), max_length=255)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sso_identities"
+    )
+    claims = models.JSONField(_("last claims"), default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("identity")
+        verbose_name_plural = _("identities")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "subject"], name="django_sso_identity_unique_subject"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} / {self.subject}"
+
+    def update_claims(self, claims: dict[str, Any]) -> bool:
+        """Store ``claims`` when they differ from the stored ones; return whether it wrote."""
+        if claims == self.claims:
+            return False
+        self.claims = claims
+        self.save(update_fields=["claims", "updated_at"])
+        return True

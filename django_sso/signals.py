@@ -1,0 +1,14 @@
+"""Signals: past-tense notifications for auditing. They must not steer; use the adapter for that.
+
+``sign_in_succeeded(sender=Source, request, user, source, identity, created)``
+    A person signed in through ``source``; ``created`` is True when the identity is new.
+``sign_in_failed(sender=Source | None, request, source, error)``
+    A sign-in stopped; ``error`` is the :class:`~django_sso.exceptions.SSOError` with its ``code``.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+sign_in_succeeded = Signal()
+sign_in_failed = Signal()

@@ -1,0 +1,202 @@
+"""Browser endpoints: start a sign-in, finish it, sign out. Outcomes are overridable methods."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.contrib import auth
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import resolve_url
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+
+from django_sso import signals
+from django_sso.app_settings import app_settings
+from django_sso.exceptions import ConfigurationError, SourceDisabled, SSOError
+from django_sso.internal import callback, oauth2
+from django_sso.internal import flow as flows
+from django_sso.internal.redirects import safe_next
+from django_sso.models import Source
+
+logger = logging.getLogger("django_sso")
+
+#: Per-request authorization parameters a sign-in link may pass on (AZQ-01: nothing else).
+PASS_THROUGH_PARAMS = ("login_hint", "prompt", "max_age", "acr_values", "ui_locales")
+ALLOWED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+
+
+class HttpResponseSeeOther(HttpResponseRedirect):
+    status_code = 303
+
+
+def redirect_uri(source: Source) -> str:
+    """Return the callback URL registered at the provider, from configuration only (AZQ-04)."""
+    base = app_settings.REDIRECT_URI_BASE
+    if not base:
+        raise ConfigurationError(
+            "sso.config.no_redirect_base", "DJANGO_SSO_REDIRECT_URI_BASE is not set"
+        )
+    return base.rstrip("/") + reverse("django_sso:callback", args=[source.slug])
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+class SSOErrorMixin:
+    """The one funnel for browser-flow failures: log with a correlation id, render a page."""
+
+    error_template_name = "django_sso/error.html"
+
+    def login_failure(
+        self, request: HttpRequest, error: SSOError, source: Source | None
+    ) -> HttpResponse:
+        correlation_id = uuid.uuid4().hex[:12]
+        logger.warning(
+            "sso.sign_in.failed code=%s source=%s correlation_id=%s detail=%s",
+            error.code,
+            source.slug if source else "-",
+            correlation_id,
+            error.detail,
+        )
+        signals.sign_in_failed.send(sender=Source, request=request, source=source, error=error)
+        context = {
+            "message": error.public_message,
+            "code": error.code,
+            "correlation_id": correlation_id,
+            "source": source,
+        }
+        return _no_store(
+            TemplateResponse(request, self.error_template_name, context, status=error.status)
+        )
+
+
+def _enabled_source(slug: str) -> Source:
+    source = Source.objects.filter(slug=slug).first()
+    if source is None or not source.enabled:
+        raise SourceDisabled()
+    return source
+
+
+@method_decorator(never_cache, name="dispatch")
+class LoginView(SSOErrorMixin, View):
+    """``/sso/<slug>/login/``: a CSRF-protected POST starts the flow; a GET asks first (ACC-06)."""
+
+    confirm_template_name = "django_sso/login_confirm.html"
+
+    def get(self, request: HttpRequest, slug: str) -> HttpResponse:
+        try:
+            source = _enabled_source(slug)
+        except SSOError as exc:
+            return self.login_failure(request, exc, None)
+        if app_settings.LOGIN_ON_GET:
+            return self.start(request, source, request.GET)
+        context = {"source": source, "next": safe_next(request, request.GET.get("next")) or ""}
+        return TemplateResponse(request, self.confirm_template_name, context)
+
+    @method_decorator(csrf_protect)
+    def post(self, request: HttpRequest, slug: str) -> HttpResponse:
+        try:
+            source = _enabled_source(slug)
+        except SSOError as exc:
+            return self.login_failure(request, exc, None)
+        params = request.POST.copy()
+        for key, value in request.GET.items():
+            params.setdefault(key, value)
+        return self.start(request, source, params)
+
+    def authorization_params(self, params: Any) -> dict[str, str]:
+        """Return the per-request parameters to pass on; never scope, redirect_uri or the like."""
+        extra = {k: params[k] for k in PASS_THROUGH_PARAMS if params.get(k)}
+        if "prompt" in extra and not set(extra["prompt"].split()) <= ALLOWED_PROMPTS:
+            del extra["prompt"]
+        if "max_age" in extra and not extra["max_age"].isdigit():
+            del extra["max_age"]
+        return {k: v[:256] for k, v in extra.items()}
+
+    def start(self, request: HttpRequest, source: Source, params: Any) -> HttpResponse:
+        """Create the flow and redirect to the provider."""
+        try:
+            extra = self.authorization_params(params)
+            flow = flows.Flow(
+                source_id=source.pk,
+                source_slug=source.slug,
+                issuer=source.issuer,
+                redirect_uri=redirect_uri(source),
+                next_url=safe_next(request, params.get("next")) or "",
+                max_age=int(extra["max_age"]) if "max_age" in extra else None,
+            )
+            url = oauth2.authorization_url(source, flow, extra)
+        except SSOError as exc:
+            return self.login_failure(request, exc, source)
+        flows.save(request, flow)
+        return _no_store(HttpResponseRedirect(url))
+
+
+@method_decorator(never_cache, name="dispatch")
+class CallbackView(SSOErrorMixin, View):
+    """``/sso/<slug>/callback/``: validate, provision, log in, redirect (303) to ``next``."""
+
+    def get(self, request: HttpRequest, slug: str) -> HttpResponse:
+        source = Source.objects.filter(slug=slug).first()
+        try:
+            if source is None or not source.enabled:
+                raise SourceDisabled()
+            completed = callback.complete(request, source)
+            user = auth.authenticate(request, sso_source=source, sso_claims=completed.claims)
+            if user is None:
+                raise SSOError(
+                    "sso.backend.not_configured", "SSOBackend is not in AUTHENTICATION_BACKENDS"
+                )
+        except SSOError as exc:
+            return self.login_failure(request, exc, source)
+        return self.login_success(request, source, user, completed)
+
+    def login_success(
+        self, request: HttpRequest, source: Source, user: Any, completed: Any
+    ) -> HttpResponse:
+        """Log the user in (new session key, ACC-07) and redirect to the flow's ``next``."""
+        flows.discard_all(request)
+        auth.login(request, user, backend="django_sso.backends.SSOBackend")
+        signals.sign_in_succeeded.send(
+            sender=Source,
+            request=request,
+            user=user,
+            source=source,
+            identity=user.sso_identity,
+            created=user.sso_identity_created,
+        )
+        target = completed.flow.next_url or resolve_url(app_settings.LOGIN_REDIRECT_URL)
+        return _no_store(HttpResponseSeeOther(target))
+
+    def post(self, request: HttpRequest, slug: str) -> HttpResponse:
+        """form_post is not requested; a POST here is refused without touching any flow."""
+        return _no_store(HttpResponse(status=405, headers={"Allow": "GET"}))
+
+
+@method_decorator(never_cache, name="dispatch")
+class LogoutView(View):
+    """``/sso/logout/``: POST (with CSRF) signs out; GET only asks (LGO-01)."""
+
+    template_name = "django_sso/logout_confirm.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return TemplateResponse(
+            request, self.template_name, {"next": safe_next(request, request.GET.get("next"))}
+        )
+
+    @method_decorator(csrf_protect)
+    def post(self, request: HttpRequest) -> HttpResponse:
+        target = safe_next(request, request.POST.get("next")) or resolve_url(
+            app_settings.LOGOUT_REDIRECT_URL
+        )
+        auth.logout(request)
+        return _no_store(HttpResponseSeeOther(target))
