@@ -46,9 +46,7 @@ class DefaultSSOAdapter:
     def configure_http_session(self, session: requests.Session) -> None:
         """Adjust every outbound session (proxies, a CA bundle, a test transport)."""
 
-    def is_sign_in_allowed(
-        self, request: HttpRequest | None, source: Source, claims: dict[str, Any]
-    ) -> bool:
+    def is_sign_in_allowed(self, request: HttpRequest | None, source: Source, claims: dict[str, Any]) -> bool:
         """Return False to refuse a sign-in the provider vouched for (403 page)."""
         return True
 

@@ -34,9 +34,7 @@ class SourceAdmin(admin.ModelAdmin):
             _("Discovery (OpenID Connect)"),
             {
                 "fields": ("well_known_url", "last_discovery_at", "iss_parameter_supported"),
-                "description": _(
-                    "Give the well-known URL and the endpoints below are filled on save."
-                ),
+                "description": _("Give the well-known URL and the endpoints below are filled on save."),
             },
         ),
         (

@@ -58,11 +58,7 @@ class SSOBackend(ModelBackend):
             return None
         self.check_policy(request, sso_source, sso_claims)
         subject = sso_claims["sub"]
-        identity = (
-            Identity.objects.select_related("user")
-            .filter(source=sso_source, subject=subject)
-            .first()
-        )
+        identity = Identity.objects.select_related("user").filter(source=sso_source, subject=subject).first()
         created = identity is None
         if identity is None:
             identity = self.first_sign_in(request, sso_source, sso_claims)
@@ -76,9 +72,7 @@ class SSOBackend(ModelBackend):
         user.sso_identity, user.sso_identity_created = identity, created
         return user
 
-    def check_policy(
-        self, request: HttpRequest | None, source: Source, claims: dict[str, Any]
-    ) -> None:
+    def check_policy(self, request: HttpRequest | None, source: Source, claims: dict[str, Any]) -> None:
         """Refuse claims the source's policy or the adapter does not allow."""
         domains = source.email_domain_list
         if domains:
@@ -89,9 +83,7 @@ class SSOBackend(ModelBackend):
         if not get_adapter().is_sign_in_allowed(request, source, claims):
             raise PolicyRefused("sso.policy.adapter_refused")
 
-    def first_sign_in(
-        self, request: HttpRequest | None, source: Source, claims: dict[str, Any]
-    ) -> Identity:
+    def first_sign_in(self, request: HttpRequest | None, source: Source, claims: dict[str, Any]) -> Identity:
         """Link or create the user for a subject seen for the first time.
 
         Two first sign-ins of one person at once both succeed with one user: the loser of the
@@ -101,9 +93,7 @@ class SSOBackend(ModelBackend):
             try:
                 with transaction.atomic():
                     user, created = self._link_or_create(request, source, claims)
-                    identity = Identity.objects.create(
-                        source=source, subject=claims["sub"], user=user
-                    )
+                    identity = Identity.objects.create(source=source, subject=claims["sub"], user=user)
                     identity.user = user
                     self.configure_user(request, user, created)
                 return identity

@@ -74,9 +74,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="django_sso.W004",
             )
         )
-    if (
-        "django_sso" in settings.INSTALLED_APPS
-        and "django.contrib.sessions" not in settings.INSTALLED_APPS
-    ):
+    if "django_sso" in settings.INSTALLED_APPS and "django.contrib.sessions" not in settings.INSTALLED_APPS:
         problems.append(Error("django.contrib.sessions is required.", id="django_sso.E004"))
     return problems

@@ -23,15 +23,11 @@ URL_FIELDS = (
 )
 
 ERROR_MESSAGES = {
-    "sso.discovery.issuer_mismatch": _(
-        "Issuer mismatch: the document's issuer is not the URL it came from."
-    ),
+    "sso.discovery.issuer_mismatch": _("Issuer mismatch: the document's issuer is not the URL it came from."),
     "sso.discovery.issuer_changed": _(
         "Issuer mismatch: the provider's issuer changed; the source was disabled."
     ),
-    "sso.discovery.origin_changed": _(
-        "An endpoint moved to another origin; the old configuration was kept."
-    ),
+    "sso.discovery.origin_changed": _("An endpoint moved to another origin; the old configuration was kept."),
     "sso.discovery.bad_url": _("The URL must end with /.well-known/openid-configuration."),
     "sso.discovery.incomplete": _("The discovery document lacks a required endpoint."),
     "sso.discovery.no_pkce": _("The provider does not advertise PKCE (S256)."),
@@ -70,7 +66,15 @@ class SourceForm(forms.ModelForm):
 
     class Meta:
         model = Source
-        exclude = ("provider_metadata", "last_discovery_at", "iss_parameter_supported")
+        fields = (
+            "name", "slug", "protocol", "enabled", "display_order", "button_label",
+            "client_id", "client_secret", "token_endpoint_auth_method",
+            "well_known_url", "issuer", "authorization_url", "token_url", "userinfo_url", "jwks_url",
+            "jwks", "end_session_url", "request_token_url",
+            "scopes", "use_pkce", "require_pkce_support", "extra_authorize_params",
+            "signing_algorithms", "trusted_audiences", "fetch_userinfo",
+            "allow_signup", "link_existing_by_email", "email_trusted", "allowed_email_domains",
+        )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,9 +87,7 @@ class SourceForm(forms.ModelForm):
         return secret
 
     def _discovery_due(self, url: str) -> bool:
-        return bool(url) and (
-            self.refetch or not self.instance.pk or "well_known_url" in self.changed_data
-        )
+        return bool(url) and (self.refetch or not self.instance.pk or "well_known_url" in self.changed_data)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -125,9 +127,7 @@ class SourceForm(forms.ModelForm):
                 self.add_error(field, _("Required for this protocol (or give a well-known URL)."))
         if protocol == Protocol.OIDC:
             if not data.get("issuer"):
-                self.add_error(
-                    "issuer", _("OpenID Connect needs the issuer (or a well-known URL).")
-                )
+                self.add_error("issuer", _("OpenID Connect needs the issuer (or a well-known URL)."))
             if not data.get("jwks_url") and not data.get("jwks"):
                 self.add_error("jwks_url", _("OpenID Connect needs a JWKS URL or a JWKS."))
 
@@ -139,8 +139,7 @@ class SourceForm(forms.ModelForm):
                 # CFG-02 (RFC 9207 4): two sources with one issuer would make mix-up undetectable.
                 self.add_error(
                     "well_known_url" if self.metadata else "issuer",
-                    _("The issuer is already used by the source “%(name)s”.")
-                    % {"name": clash.name},
+                    _("The issuer is already used by the source “%(name)s”.") % {"name": clash.name},
                 )
 
     def _check_keys(self, data: dict[str, Any]) -> None:
@@ -152,11 +151,9 @@ class SourceForm(forms.ModelForm):
         algorithms = (data.get("signing_algorithms") or "").split()
         if "none" in {a.lower() for a in algorithms}:
             self.add_error("signing_algorithms", _("“none” is never accepted."))
-        if any(a.startswith("HS") for a in algorithms):
-            if len((data.get("client_secret") or "").encode()) < MIN_HMAC_SECRET_BYTES:
-                self.add_error(
-                    "signing_algorithms", _("HS256 needs a client secret of at least 32 bytes.")
-                )
+        secret = (data.get("client_secret") or "").encode()
+        if any(a.startswith("HS") for a in algorithms) and len(secret) < MIN_HMAC_SECRET_BYTES:
+            self.add_error("signing_algorithms", _("HS256 needs a client secret of at least 32 bytes."))
 
     def _post_clean(self) -> None:
         super()._post_clean()

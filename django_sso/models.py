@@ -37,9 +37,7 @@ class Source(models.Model):
 
     name = models.CharField(_("name"), max_length=100)
     slug = models.SlugField(_("slug"), max_length=50, unique=True, help_text=_("Used in URLs."))
-    protocol = models.CharField(
-        _("protocol"), max_length=10, choices=Protocol.choices, default=Protocol.OIDC
-    )
+    protocol = models.CharField(_("protocol"), max_length=10, choices=Protocol.choices, default=Protocol.OIDC)
     enabled = models.BooleanField(_("enabled"), default=True)
     display_order = models.PositiveSmallIntegerField(_("display order"), default=0)
     button_label = models.CharField(
@@ -62,9 +60,7 @@ class Source(models.Model):
         _("well-known URL"),
         max_length=500,
         blank=True,
-        help_text=_(
-            "…/.well-known/openid-configuration. Fetched once on save; fills the endpoints."
-        ),
+        help_text=_("…/.well-known/openid-configuration. Fetched once on save; fills the endpoints."),
     )
     issuer = models.CharField(_("issuer"), max_length=500, blank=True)
     authorization_url = models.URLField(_("authorization URL"), max_length=500, blank=True)
@@ -82,9 +78,7 @@ class Source(models.Model):
         _("request-token URL"), max_length=500, blank=True, help_text=_("OAuth 1.0a only.")
     )
 
-    scopes = models.CharField(
-        _("scopes"), max_length=500, default="openid email profile", blank=True
-    )
+    scopes = models.CharField(_("scopes"), max_length=500, default="openid email profile", blank=True)
     use_pkce = models.BooleanField(_("use PKCE (S256)"), default=True)
     require_pkce_support = models.BooleanField(
         _("require advertised PKCE support"),
@@ -205,9 +199,7 @@ class Identity(models.Model):
         verbose_name = _("identity")
         verbose_name_plural = _("identities")
         constraints = [
-            models.UniqueConstraint(
-                fields=["source", "subject"], name="django_sso_identity_unique_subject"
-            ),
+            models.UniqueConstraint(fields=["source", "subject"], name="django_sso_identity_unique_subject"),
         ]
 
     def __str__(self) -> str:

@@ -39,9 +39,7 @@ def redirect_uri(source: Source) -> str:
     """Return the callback URL registered at the provider, from configuration only (AZQ-04)."""
     base = app_settings.REDIRECT_URI_BASE
     if not base:
-        raise ConfigurationError(
-            "sso.config.no_redirect_base", "DJANGO_SSO_REDIRECT_URI_BASE is not set"
-        )
+        raise ConfigurationError("sso.config.no_redirect_base", "DJANGO_SSO_REDIRECT_URI_BASE is not set")
     return base.rstrip("/") + reverse("django_sso:callback", args=[source.slug])
 
 
@@ -56,9 +54,7 @@ class SSOErrorMixin:
 
     error_template_name = "django_sso/error.html"
 
-    def login_failure(
-        self, request: HttpRequest, error: SSOError, source: Source | None
-    ) -> HttpResponse:
+    def login_failure(self, request: HttpRequest, error: SSOError, source: Source | None) -> HttpResponse:
         correlation_id = uuid.uuid4().hex[:12]
         logger.warning(
             "sso.sign_in.failed code=%s source=%s correlation_id=%s detail=%s",
@@ -74,9 +70,7 @@ class SSOErrorMixin:
             "correlation_id": correlation_id,
             "source": source,
         }
-        return _no_store(
-            TemplateResponse(request, self.error_template_name, context, status=error.status)
-        )
+        return _no_store(TemplateResponse(request, self.error_template_name, context, status=error.status))
 
 
 def _enabled_source(slug: str) -> Source:
@@ -153,16 +147,12 @@ class CallbackView(SSOErrorMixin, View):
             completed = callback.complete(request, source)
             user = auth.authenticate(request, sso_source=source, sso_claims=completed.claims)
             if user is None:
-                raise SSOError(
-                    "sso.backend.not_configured", "SSOBackend is not in AUTHENTICATION_BACKENDS"
-                )
+                raise SSOError("sso.backend.not_configured", "SSOBackend is not in AUTHENTICATION_BACKENDS")
         except SSOError as exc:
             return self.login_failure(request, exc, source)
         return self.login_success(request, source, user, completed)
 
-    def login_success(
-        self, request: HttpRequest, source: Source, user: Any, completed: Any
-    ) -> HttpResponse:
+    def login_success(self, request: HttpRequest, source: Source, user: Any, completed: Any) -> HttpResponse:
         """Log the user in (new session key, ACC-07) and redirect to the flow's ``next``."""
         flows.discard_all(request)
         auth.login(request, user, backend="django_sso.backends.SSOBackend")
@@ -195,8 +185,6 @@ class LogoutView(View):
 
     @method_decorator(csrf_protect)
     def post(self, request: HttpRequest) -> HttpResponse:
-        target = safe_next(request, request.POST.get("next")) or resolve_url(
-            app_settings.LOGOUT_REDIRECT_URL
-        )
+        target = safe_next(request, request.POST.get("next")) or resolve_url(app_settings.LOGOUT_REDIRECT_URL)
         auth.logout(request)
         return _no_store(HttpResponseSeeOther(target))

@@ -91,18 +91,12 @@ def apply_metadata(source: Source, metadata: dict[str, Any]) -> None:
     source.issuer = metadata["issuer"]
     for meta_name, field in ENDPOINT_FIELDS.items():
         setattr(source, field, metadata.get(meta_name) or "")
-    source.iss_parameter_supported = (
-        metadata.get("authorization_response_iss_parameter_supported") is True
-    )
+    source.iss_parameter_supported = metadata.get("authorization_response_iss_parameter_supported") is True
     if not source.signing_algorithms.strip():
         supported = metadata.get("id_token_signing_alg_values_supported") or []
         source.signing_algorithms = next((a for a in SAFE_ALGORITHMS if a in supported), "RS256")
-    if source.require_pkce_support and "S256" not in (
-        metadata.get("code_challenge_methods_supported") or []
-    ):
-        raise ConfigurationError(
-            "sso.discovery.no_pkce", "the provider does not advertise PKCE S256"
-        )
+    if source.require_pkce_support and "S256" not in (metadata.get("code_challenge_methods_supported") or []):
+        raise ConfigurationError("sso.discovery.no_pkce", "the provider does not advertise PKCE S256")
     source.provider_metadata = metadata
     source.last_discovery_at = timezone.now()
 

@@ -93,9 +93,7 @@ def request_json(
     except requests.exceptions.SSLError as exc:
         raise ProviderError("sso.http.tls", _origin(url)) from exc
     except requests.RequestException as exc:
-        raise ProviderError(
-            "sso.http.unreachable", f"{_origin(url)}: {type(exc).__name__}"
-        ) from exc
+        raise ProviderError("sso.http.unreachable", f"{_origin(url)}: {type(exc).__name__}") from exc
     if response.status_code not in expected_status:
         raise ProviderError("sso.http.status", f"{response.status_code} from {_origin(url)}")
     return parse_json_object(response)
@@ -153,6 +151,4 @@ def check_url(url: str, *, resolve: bool = False) -> None:
         except OSError as exc:
             raise ConfigurationError("sso.config.unresolvable", host) from exc
         if any(_is_local_address(info[4][0]) for info in infos):
-            raise ConfigurationError(
-                "sso.config.private_address", f"{host} resolves to a local address"
-            )
+            raise ConfigurationError("sso.config.private_address", f"{host} resolves to a local address")

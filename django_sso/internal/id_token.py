@@ -89,9 +89,7 @@ def validate(
     # 3.1.3.8: at_hash, when present, must match the access token.
     if "at_hash" in claims and access_token is not None:
         expected = token_hash(access_token, header["alg"])
-        if not isinstance(claims["at_hash"], str) or not hmac.compare_digest(
-            claims["at_hash"], expected
-        ):
+        if not isinstance(claims["at_hash"], str) or not hmac.compare_digest(claims["at_hash"], expected):
             raise TokenValidationError(f"{KIND}.at_hash_mismatch")
     return claims
 
@@ -101,9 +99,7 @@ def _check_audience(source: Source, claims: dict[str, Any]) -> None:
     aud = claims["aud"]
     audiences = [aud] if isinstance(aud, str) else aud
     if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
-        raise TokenValidationError(
-            f"{KIND}.aud_mismatch", "aud is not a string or a list of strings"
-        )
+        raise TokenValidationError(f"{KIND}.aud_mismatch", "aud is not a string or a list of strings")
     trusted = {source.client_id, *source.trusted_audience_list}
     if source.client_id not in audiences or not set(audiences) <= trusted:
         raise TokenValidationError(f"{KIND}.aud_mismatch", "untrusted audience")

@@ -85,9 +85,7 @@ def parse_jwks(document: Any) -> list[jwt.PyJWK]:
             continue
         kty = jwk.get("kty")
         if kty != "oct" and _PRIVATE_MEMBERS & jwk.keys():
-            raise ConfigurationError(
-                "sso.jwks.private_key", "the key set contains private key material"
-            )
+            raise ConfigurationError("sso.jwks.private_key", "the key set contains private key material")
         if kty not in {"RSA", "EC", "OKP"}:
             logger.warning("sso.jwks.key_skipped kid=%r reason=kty %r", jwk.get("kid"), kty)
             continue
@@ -96,9 +94,7 @@ def parse_jwks(document: Any) -> list[jwt.PyJWK]:
         try:
             key = jwt.PyJWK(jwk)
         except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
-            logger.warning(
-                "sso.jwks.key_skipped kid=%r reason=%s", jwk.get("kid"), type(exc).__name__
-            )
+            logger.warning("sso.jwks.key_skipped kid=%r reason=%s", jwk.get("kid"), type(exc).__name__)
             continue
         if kty == "RSA" and key.key.key_size < MIN_RSA_BITS:
             logger.warning("sso.jwks.key_skipped kid=%r reason=weak RSA", jwk.get("kid"))
@@ -127,9 +123,7 @@ def _fetch(source: Source, state: _KeyState) -> None:
     """Fetch the key set once; on failure keep what was there (KEY-05)."""
     state.last_attempt = time.monotonic()
     try:
-        keys = parse_jwks(
-            request_json("GET", source.jwks_url, headers={"Accept": "application/json"})
-        )
+        keys = parse_jwks(request_json("GET", source.jwks_url, headers={"Accept": "application/json"}))
         if not keys:
             raise ConfigurationError("sso.jwks.empty", "no usable signature key")
     except (ProviderError, ConfigurationError) as exc:

@@ -72,11 +72,7 @@ def requested_scopes(source: Source) -> list[str]:
 def authorization_url(source: Source, flow: Flow, extra: dict[str, str]) -> str:
     """Return the URL that sends the browser to the provider: ``response_type=code`` only."""
     check_url(source.authorization_url)
-    params = {
-        k: v
-        for k, v in {**source.extra_authorize_params, **extra}.items()
-        if k not in RESERVED_PARAMS
-    }
+    params = {k: v for k, v in {**source.extra_authorize_params, **extra}.items() if k not in RESERVED_PARAMS}
     if source.is_oidc:
         params["nonce"] = flow.nonce
     url, _ = client_for(source, flow).create_authorization_url(

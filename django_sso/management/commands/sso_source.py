@@ -60,19 +60,13 @@ def _add_source_options(parser: ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=["oidc", "oauth2", "oauth1"])
     parser.add_argument("--client-id", dest="client_id")
     parser.add_argument("--client-secret", dest="client_secret")
-    parser.add_argument(
-        "--well-known", dest="well_known", help=".../.well-known/openid-configuration"
-    )
+    parser.add_argument("--well-known", dest="well_known", help=".../.well-known/openid-configuration")
     parser.add_argument("--issuer")
     for name in ("authorization", "token", "userinfo", "jwks", "end-session", "request-token"):
         parser.add_argument(f"--{name}-url", dest=f"{name.replace('-', '_')}_url")
-    parser.add_argument(
-        "--jwks-file", dest="jwks_file", help="A JSON file holding the provider's JWKS."
-    )
+    parser.add_argument("--jwks-file", dest="jwks_file", help="A JSON file holding the provider's JWKS.")
     parser.add_argument("--scopes", help='Space-separated, e.g. "openid email profile".')
-    parser.add_argument(
-        "--token-auth-method", choices=["client_secret_basic", "client_secret_post"]
-    )
+    parser.add_argument("--token-auth-method", choices=["client_secret_basic", "client_secret_post"])
     parser.add_argument("--algorithms", help='ID token algorithm allow-list, e.g. "RS256 ES256".')
     parser.add_argument("--allowed-email-domains")
     parser.add_argument("--button-label")
@@ -86,9 +80,7 @@ def _add_source_options(parser: ArgumentParser) -> None:
     )
     for dest, field in FLAG_OPTIONS.items():
         flag = dest.replace("_", "-")
-        parser.add_argument(
-            f"--{flag}", dest=dest, action="store_true", default=None, help=f"Set {field}."
-        )
+        parser.add_argument(f"--{flag}", dest=dest, action="store_true", default=None, help=f"Set {field}.")
         parser.add_argument(f"--no-{flag}", dest=dest, action="store_false", help=f"Clear {field}.")
 
 
@@ -103,9 +95,7 @@ class Command(BaseCommand):
         update = sub.add_parser("update", help="Change a source.")
         update.add_argument("slug")
         update.add_argument("--slug", dest="new_slug", help="Rename the slug.")
-        update.add_argument(
-            "--refetch", action="store_true", help="Fetch the well-known URL again."
-        )
+        update.add_argument("--refetch", action="store_true", help="Fetch the well-known URL again.")
         _add_source_options(update)
         sub.add_parser("list", help="List sources.")
         for action in ("refresh", "delete"):
