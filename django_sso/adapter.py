@@ -6,6 +6,7 @@ Subclass :class:`DefaultSSOAdapter` and override what you need; signals only not
 from __future__ import annotations
 
 import re
+import socket
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,11 @@ class DefaultSSOAdapter:
 
     def configure_http_session(self, session: requests.Session) -> None:
         """Adjust every outbound session (proxies, a CA bundle, a test transport)."""
+
+    def resolve_host(self, host: str, port: int) -> list[str]:
+        """Return the addresses ``host`` resolves to, for the private-address check (CFG-03)."""
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        return [str(info[4][0]) for info in infos]
 
     def is_sign_in_allowed(self, request: HttpRequest | None, source: Source, claims: dict[str, Any]) -> bool:
         """Return False to refuse a sign-in the provider vouched for (403 page)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -146,9 +145,11 @@ def check_url(url: str, *, resolve: bool = False) -> None:
     if host == "localhost" or host.endswith(".localhost") or _is_local_address(host):
         raise ConfigurationError("sso.config.private_address", f"{host} is a local address")
     if resolve:
+        from django_sso.adapter import get_adapter
+
         try:
-            infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+            addresses = get_adapter().resolve_host(host, parts.port or 443)
         except OSError as exc:
             raise ConfigurationError("sso.config.unresolvable", host) from exc
-        if any(_is_local_address(info[4][0]) for info in infos):
+        if any(_is_local_address(address) for address in addresses):
             raise ConfigurationError("sso.config.private_address", f"{host} resolves to a local address")
