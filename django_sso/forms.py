@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import django
 from django import forms
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from django_sso.exceptions import SSOError
@@ -52,6 +54,13 @@ def describe(error: SSOError) -> str:
     return f"{message} ({error.code}{': ' + error.detail if error.detail else ''})"
 
 
+def _formfield(field: Any, **kwargs: Any) -> Any:
+    # Django 5.0+ warns unless URL fields say which scheme a bare host gets; providers are https.
+    if isinstance(field, models.URLField) and django.VERSION >= (5, 0):
+        kwargs.setdefault("assume_scheme", "https")
+    return field.formfield(**kwargs)
+
+
 class SourceForm(forms.ModelForm):
     """Validate a source; fetch its discovery document when the well-known URL is new."""
 
@@ -66,6 +75,7 @@ class SourceForm(forms.ModelForm):
 
     class Meta:
         model = Source
+        formfield_callback = _formfield
         fields = (
             "name", "slug", "protocol", "enabled", "display_order", "button_label",
             "client_id", "client_secret", "token_endpoint_auth_method",
