@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import django
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -79,6 +81,13 @@ class SourceAdmin(admin.ModelAdmin):
         ),
         (_("History"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # The admin builds its fields itself, bypassing SourceForm.Meta.formfield_callback: give
+        # its URL fields the https default too (Django 5.x warns without it, 6.0 changes it).
+        if isinstance(db_field, models.URLField) and django.VERSION >= (5, 0):
+            kwargs.setdefault("assume_scheme", "https")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.action(description=_("Re-fetch from well-known URL"))
     def refetch_discovery(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
