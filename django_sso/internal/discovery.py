@@ -52,15 +52,19 @@ def fetch_metadata(well_known_url: str) -> dict[str, Any]:
     """Fetch and validate a discovery document; return it.
 
     Raise :class:`ConfigurationError` or :class:`ProviderError` with a code that says why:
-    the issuer does not match the URL exactly (CFG-01; no normalisation of slashes, case or
-    ports), an endpoint is not https or points at a private address (CFG-03), a required field
-    is missing, or the fetch failed.
+    the issuer does not match the URL exactly (CFG-01; no normalisation of case, ports or
+    slashes, but for the one at the host root), an endpoint is not https or points at a private
+    address (CFG-03), a required field is missing, or the fetch failed.
     """
     issuer = expected_issuer(well_known_url)
     check_url(well_known_url, resolve=True)
     metadata = request_json("GET", well_known_url, headers={"Accept": "application/json"})
     found = metadata.get("issuer")
-    if not isinstance(found, str) or found != issuer:
+    # OIDC Discovery 4.1 drops a terminating "/" before appending the suffix. At the host root an
+    # empty path and "/" are the same URL (RFC 3986 6.2.3), so there either spelling matches
+    # (Auth0's issuers end with "/") and is stored exactly as returned; a path gets no leeway.
+    accepted = {issuer, issuer + "/"} if not urlsplit(issuer).path else {issuer}
+    if not isinstance(found, str) or found not in accepted:
         raise ConfigurationError(
             "sso.discovery.issuer_mismatch", f"issuer {found!r} does not match {issuer!r}"
         )
