@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -42,8 +43,8 @@ def edit_data(source: Source, **overrides: Any) -> dict[str, Any]:
     """The POST data of the change form for ``source``, as a browser would send it back."""
     data = model_to_dict(source, fields=SourceForm._meta.fields)
     data["client_secret"] = ""
-    data["extra_authorize_params"] = '{"prompt": "login"}' if data["extra_authorize_params"] else "{}"
-    data["jwks"] = ""
+    data["extra_authorize_params"] = json.dumps(data["extra_authorize_params"])
+    data["jwks"] = json.dumps(data["jwks"]) if data["jwks"] else ""
     data = {k: v for k, v in data.items() if v is not None and v is not False}
     data.update(overrides)
     return data
