@@ -62,7 +62,10 @@ def complete(request: HttpRequest, source: Source) -> Completed:
     Raise an :class:`~django_sso.exceptions.SSOError`; the flow is consumed either way.
     """
     state = request.GET.getlist("state")
-    flow = flows.take(request, state[0] if len(state) == 1 else None)
+    if len(state) > 1:
+        # AZR-07 (RFC 6749 3.1: parameters must not repeat): no way to tell which flow is meant.
+        raise CallbackError("sso.callback.duplicate_param", "state")
+    flow = flows.take(request, state[0] if state else None)
     params = single_params(request)
     if flow.source_id != source.pk:
         # AZR-05: the callback path names another source than the one the flow started with.

@@ -78,6 +78,9 @@ def take(request: HttpRequest, state: str | None) -> Flow:
         raise SessionExpired("sso.state.unknown")
     record = flows.pop(match)
     request.session[SESSION_KEY] = flows
+    # Persist the removal now: SessionMiddleware skips saving on a 5xx answer, and a failed
+    # exchange (502) must not leave the state usable a second time (RFC 9700 4.2.4, AZR-02).
+    request.session.save()
     flow = Flow(**record)
     if flow.expired:
         raise SessionExpired("sso.state.expired")
