@@ -6,10 +6,20 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
 from django_sso.app_settings import MAX_LEEWAY_SECONDS, app_settings
 
 BACKEND = "django_sso.backends.SSOBackend"
+
+
+def _has_secret_key() -> bool:
+    # django.conf raises ImproperlyConfigured when an empty SECRET_KEY is read: report E002
+    # instead of crashing ``manage.py check``.
+    try:
+        return bool(settings.SECRET_KEY)
+    except ImproperlyConfigured:
+        return False
 
 
 @register("django_sso")
@@ -24,7 +34,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="django_sso.E001",
             )
         )
-    if not app_settings.ENCRYPTION_KEYS and not settings.SECRET_KEY:
+    if not app_settings.ENCRYPTION_KEYS and not _has_secret_key():
         problems.append(
             Error(
                 "No key is available to encrypt client secrets.",
