@@ -40,6 +40,7 @@ def provider_secrets(*ops: FakeOP) -> set[str]:
         found.add(op.client_secret)
         found.update(op.codes)
         found.update(getattr(op, "access_tokens", {}))
+        found.update(getattr(op, "issued", []))
         for request in op.requests:
             found.update(
                 v for k, v in request.form.items() if k in {"code", "code_verifier", "client_secret"}

@@ -170,4 +170,8 @@ def keys_for(source: Source, kid: str | None, alg: str) -> list[jwt.PyJWK]:
         if not found and state.fetched_at == seen and cooled:
             _fetch(source, state)
             found = _select(state.keys, kid, alg)
+    if not found and not state.keys:
+        # No key set at all (the fetch failed, e.g. a refused redirect): the provider is broken,
+        # not the token, so the sign-in answers 502 like any other back-channel failure (TOK-01).
+        raise ProviderError("sso.jwks.unavailable", "no usable key set could be fetched")
     return found
