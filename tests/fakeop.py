@@ -119,6 +119,9 @@ class FakeOP:
     requests: list[Recorded] = field(default_factory=list)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Every token string this OP handed out (access/refresh/ID tokens, signed UserInfo), so tests
+    #: can assert none of them reaches a log line.
+    issued: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.keys = [SigningKey(f"{self.base.rsplit('/', 1)[-1]}-k1", pooled_rsa_key(self.key_index))]
@@ -261,9 +264,10 @@ class FakeOP:
         access_token = "at-" + secrets.token_urlsafe(24)
         self.access_tokens = getattr(self, "access_tokens", {})
         self.access_tokens[access_token] = record["user"]
-        claims = self.id_claims(
-            record["user"], nonce=params.get("nonce"), **self.scenario.get("id_token", {})
-        )
+        claims = self.id_claims(record["user"], nonce=params.get("nonce"))
+        # Overrides may also replace the flow's nonce (wrong, null) or DROP any claim.
+        claims.update(self.scenario.get("id_token", {}))
+        claims = {k: v for k, v in claims.items() if v is not _DROP}
         response: dict[str, Any] = {
             "access_token": access_token,
             "token_type": "Bearer",
@@ -274,7 +278,9 @@ class FakeOP:
         if "id_token_raw" in self.scenario:
             response["id_token"] = self.scenario["id_token_raw"](self, claims)
         response.update(self.scenario.get("token", {}))
-        return _json({k: v for k, v in response.items() if v is not _DROP})
+        response = {k: v for k, v in response.items() if v is not _DROP}
+        self.issued.extend(v for k, v in response.items() if k.endswith("token") and isinstance(v, str) and v)
+        return _json(response)
 
     def userinfo(self, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         token = headers.get("Authorization", "").removeprefix("Bearer ")
@@ -284,11 +290,9 @@ class FakeOP:
         claims = {**self.users[user], **self.scenario.get("userinfo", {})}
         claims = {k: v for k, v in claims.items() if v is not _DROP}
         if "userinfo_jwt" in self.scenario:
-            return (
-                200,
-                {"Content-Type": "application/jwt"},
-                self.scenario["userinfo_jwt"](self, claims).encode(),
-            )
+            signed = self.scenario["userinfo_jwt"](self, claims)
+            self.issued.append(signed)
+            return 200, {"Content-Type": "application/jwt"}, signed.encode()
         return _json(claims)
 
 

@@ -38,6 +38,9 @@ KNOWN_ALGORITHMS = frozenset(
     }
 )
 MIN_HMAC_SECRET_BYTES = 32
+#: Claims that are a NumericDate, "a JSON numeric value" (RFC 7519 2); PyJWT also takes the
+#: string "9999999999" or ``true`` (it calls ``int()`` on them), so their type is checked here.
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 
 
 def read_header(token: str, kind: str) -> dict[str, Any]:
@@ -144,5 +147,9 @@ def decode(
             raise TokenValidationError(f"{kind}.missing_claim", exc.claim) from exc
         except jwt.PyJWTError as exc:
             raise TokenValidationError(f"{kind}.invalid", type(exc).__name__) from exc
+        for name in NUMERIC_DATE_CLAIMS:
+            value = claims.get(name)
+            if name in claims and (not isinstance(value, int | float) or isinstance(value, bool)):
+                raise TokenValidationError(f"{kind}.invalid", f"{name} is not a number")
         return header, claims
     raise TokenValidationError(f"{kind}.bad_signature") from last_error
