@@ -223,3 +223,12 @@ def test_request_json_checks_the_url_before_any_request(network, settings):
         request_json("GET", "http://op.example/honest/jwks")
     with pytest.raises(ConfigurationError):
         request_json("GET", "https://169.254.169.254/latest/meta-data/")
+
+
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "0x7f000001", "0177.0.0.1"])
+def test_numeric_spellings_of_loopback_are_refused_once_resolved(settings, host):
+    # The default adapter's resolver (getaddrinfo) reads these as 127.0.0.1 without any DNS query.
+    settings.DJANGO_SSO_ALLOWED_LOCAL_HOSTS = []
+    with pytest.raises(ConfigurationError) as caught:
+        check_url(f"https://{host}/token", resolve=True)
+    assert caught.value.code == "sso.config.private_address"
