@@ -84,6 +84,14 @@ def test_timeouts_follow_the_settings(op, sent, settings):
     assert [call["timeout"] for call in sent] == [(2, 3)]
 
 
+def test_every_call_of_a_sign_in_carries_the_timeouts(source, sign_in, op, sent):
+    result = sign_in()
+    assert result.response.status_code == 303, result.response.content
+    assert {r.path for r in op.requests} >= {"/honest/token", "/honest/jwks", "/honest/userinfo"}
+    assert len(sent) >= 3
+    assert {call["timeout"] for call in sent} == {(5, 10)}
+
+
 def test_a_timeout_is_reported_as_such(op, network):
     network.failures[op.url("/jwks")] = requests.ReadTimeout()
     with pytest.raises(ProviderError) as caught:
