@@ -153,8 +153,10 @@ class CallbackView(SSOErrorMixin, View):
         return self.login_success(request, source, user, completed)
 
     def login_success(self, request: HttpRequest, source: Source, user: Any, completed: Any) -> HttpResponse:
-        """Log the user in (new session key, ACC-07) and redirect to the flow's ``next``."""
-        flows.discard_all(request)
+        """Log the user in (new, empty session, ACC-07) and redirect to the flow's ``next``."""
+        # RFC 9700 4.2.4 / session fixation: login() alone keeps whatever the pre-login session
+        # held (planted by an attacker, or other flows' verifiers); start from an empty session.
+        request.session.flush()
         auth.login(request, user, backend="django_sso.backends.SSOBackend")
         signals.sign_in_succeeded.send(
             sender=Source,

@@ -85,8 +85,3 @@ def take(request: HttpRequest, state: str | None) -> Flow:
     if flow.expired:
         raise SessionExpired("sso.state.expired")
     return flow
-
-
-def discard_all(request: HttpRequest) -> None:
-    """Forget every flow of this session (after a successful sign-in, ACC-07)."""
-    request.session.pop(SESSION_KEY, None)
