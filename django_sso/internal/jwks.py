@@ -119,6 +119,11 @@ def _select(keys: list[jwt.PyJWK], kid: str | None, alg: str) -> list[jwt.PyJWK]
     return [k for k in fitting if k.key_id == kid]
 
 
+def _fresh(state: _KeyState) -> bool:
+    """Return whether a key set is held and younger than ``JWKS_MAX_AGE`` (RP-CASES decision 5)."""
+    return bool(state.keys) and time.time() - state.fetched_at <= app_settings.JWKS_MAX_AGE
+
+
 def _fetch(source: Source, state: _KeyState) -> None:
     """Fetch the key set once; on failure keep what was there (KEY-05)."""
     state.last_attempt = time.monotonic()
@@ -156,22 +161,22 @@ def keys_for(source: Source, kid: str | None, alg: str) -> list[jwt.PyJWK]:
     if not source.jwks_url:
         raise ConfigurationError("sso.jwks.missing", "the source has neither a JWKS URL nor a JWKS")
     state = _state(source)
-    expired = time.time() - state.fetched_at > app_settings.JWKS_MAX_AGE
-    found = [] if expired else _select(state.keys, kid, alg)
+    found = _select(state.keys, kid, alg) if _fresh(state) else []
     if found:
         return found
     seen = state.fetched_at
     with state.lock:
         if state.fetched_at == seen:
             _load_shared(source, state)
-        expired = time.time() - state.fetched_at > app_settings.JWKS_MAX_AGE
-        found = [] if expired else _select(state.keys, kid, alg)
+        found = _select(state.keys, kid, alg) if _fresh(state) else []
         cooled = time.monotonic() - state.last_attempt >= app_settings.JWKS_REFETCH_COOLDOWN
         if not found and state.fetched_at == seen and cooled:
             _fetch(source, state)
-            found = _select(state.keys, kid, alg)
-    if not found and not state.keys:
-        # No key set at all (the fetch failed, e.g. a refused redirect): the provider is broken,
-        # not the token, so the sign-in answers 502 like any other back-channel failure (TOK-01).
+            # KEY-05: a failed refresh keeps the last good keys, but no longer than their max age.
+            found = _select(state.keys, kid, alg) if _fresh(state) else []
+    if not found and not _fresh(state):
+        # No usable key set (the fetch failed, e.g. a refused redirect, and nothing younger than
+        # JWKS_MAX_AGE is held): the provider is broken, not the token, so the sign-in answers
+        # 502 like any other back-channel failure (TOK-01).
         raise ProviderError("sso.jwks.unavailable", "no usable key set could be fetched")
     return found
