@@ -128,3 +128,157 @@ def sso_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "make_source"]
+
+
+# ---- the real OpenID Provider (npm oidc-provider on loopback) -----------------------------
+
+E2E_CLIENT_ID = "django-sso-e2e"
+E2E_CLIENT_SECRET = "django-sso-e2e-secret-0123456789abcdef"
+E2E_POST_CLIENT_ID = "django-sso-e2e-post"
+E2E_SCOPES = [
+    "openid",
+    "email",
+    "profile",
+    "offline_access",
+    "groups",
+    "roles",
+    "app:manage_orders",
+    "app:manage_users",
+    "app:shop.manage_orders",
+]
+E2E_ACCOUNTS = {
+    "alice": {
+        "sub": "alice-sub",
+        "email": "alice@example.com",
+        "email_verified": True,
+        "name": "Alice Example",
+        "given_name": "Alice",
+        "family_name": "Example",
+        "preferred_username": "alice",
+        "groups": ["staff"],
+        "roles": ["orders-admin"],
+    },
+    "bob": {
+        "sub": "bob-sub",
+        "email": "bob@example.com",
+        "email_verified": True,
+        "name": "Bob Builder",
+        "preferred_username": "bob",
+        "groups": [],
+    },
+    "carol": {
+        "sub": "carol-sub",
+        "email": "carol@example.com",
+        "email_verified": False,
+        "name": "Carol Unverified",
+        "preferred_username": "carol",
+    },
+}
+
+
+def e2e_redirect_uris(base: str = "http://testserver") -> list[str]:
+    return [f"{base}/sso/{slug}/callback/" for slug in ("local", "local-post", "local-nopkce", "local-2")]
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Any:
+    """The real provider, one per test session, with a basic and a post client.
+
+    Needs node and npm: tests/support/op_server.py installs oidc-provider from the lock file.
+    A missing tool fails the test (never skips), as CI requires.
+    """
+    from tests.support.op_server import OPServer, ensure_op_installed
+
+    ensure_op_installed()
+    grants = ["authorization_code", "refresh_token", "client_credentials"]
+    config = {
+        "port": 0,
+        "clients": [
+            {
+                "client_id": E2E_CLIENT_ID,
+                "client_secret": E2E_CLIENT_SECRET,
+                "redirect_uris": e2e_redirect_uris(),
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": grants,
+                "post_logout_redirect_uris": ["http://testserver/"],
+            },
+            {
+                "client_id": E2E_POST_CLIENT_ID,
+                "client_secret": E2E_CLIENT_SECRET,
+                "redirect_uris": e2e_redirect_uris(),
+                "token_endpoint_auth_method": "client_secret_post",
+                "grant_types": grants,
+            },
+        ],
+        "accounts": E2E_ACCOUNTS,
+        "scopes": E2E_SCOPES,
+        "resource": "https://api.example.test",
+    }
+    with OPServer(config) as server:
+        yield server
+
+
+def make_discovered_source(oidc_provider: Any, slug: str = "local", **fields: Any) -> Source:
+    """Create a source the way an operator does: the admin form with the well-known URL."""
+    from django_sso.forms import SourceForm
+
+    data = {
+        "name": fields.pop("name", "Local provider"),
+        "slug": slug,
+        "protocol": "oidc",
+        "enabled": True,
+        "display_order": 0,
+        "client_id": fields.pop("client_id", E2E_CLIENT_ID),
+        "client_secret": fields.pop("client_secret", E2E_CLIENT_SECRET),
+        "token_endpoint_auth_method": fields.pop("token_endpoint_auth_method", "client_secret_basic"),
+        "well_known_url": oidc_provider.well_known_url,
+        "scopes": fields.pop("scopes", "openid email profile"),
+        "use_pkce": fields.pop("use_pkce", True),
+        "signing_algorithms": "RS256",
+        "fetch_userinfo": fields.pop("fetch_userinfo", True),
+        "allow_signup": fields.pop("allow_signup", True),
+        "extra_authorize_params": "{}",
+    }
+    data.update(fields)
+    form = SourceForm(data=data)
+    assert form.is_valid(), form.errors
+    return form.save()
+
+
+@pytest.fixture
+def local_source(db: Any, oidc_provider: Any) -> Source:
+    """A source for the real provider, configured through discovery on save."""
+    return make_discovered_source(oidc_provider)
+
+
+@pytest.fixture
+def real_sign_in(client: Client, oidc_provider: Any) -> Any:
+    """Drive a sign-in through the real provider: the OP's login form is filled over HTTP."""
+    import requests
+
+    from tests.support.op_server import sign_in_with_requests
+
+    def run(
+        slug: str = "local",
+        *,
+        login: str = "alice",
+        next_url: str | None = None,
+        browser: Client | None = None,
+        op_session: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> SignIn:
+        browser = browser or client
+        data = dict(params or {})
+        if next_url is not None:
+            data["next"] = next_url
+        start = browser.post(f"/sso/{slug}/login/", data)
+        assert start.status_code == 302, start.content
+        session = op_session or requests.Session()
+        callback_url = sign_in_with_requests(
+            session, start["Location"], login, redirect_prefix=f"http://testserver/sso/{slug}/callback/"
+        )
+        path = urlsplit(callback_url)
+        response = browser.get(f"{path.path}?{path.query}")
+        return SignIn(start, start["Location"], callback_url, response)
+
+    return run
