@@ -819,6 +819,8 @@ LOGOUT_EVENT = {"http://schemas.openid.net/event/backchannel-logout": {}}
         ({"typ": "secevent+jwt"}, {"events": {"urn:x": {}}}, "sso.id_token.wrong_type"),
         ({}, {"aud": "other-client", "azp": "other-client"}, "sso.id_token.aud_mismatch"),
         ({}, {"aud": {"rp-client": True}}, "sso.id_token.aud_mismatch"),
+        ({"typ": 42}, {}, "sso.id_token.bad_typ"),
+        ({"typ": ["JWT", "at+jwt"]}, {}, "sso.id_token.bad_typ"),
     ],
     ids=[
         "logout-token",
@@ -830,6 +832,8 @@ LOGOUT_EVENT = {"http://schemas.openid.net/event/backchannel-logout": {}}
         "secevent",
         "id-token-for-another-client",
         "aud-object",
+        "typ-number",
+        "typ-array",
     ],
 )
 def test_idt_15_other_jwt_as_id_token(source, op, client, sign_in, sso_log, header, claims, code):

@@ -65,7 +65,7 @@ def validate(
         algorithms=allowed_algorithms(source),
         required=("exp", "iat", "iss", "aud", "sub"),
     )
-    if jws.typ_of(header) in FOREIGN_TYPES or "events" in claims:
+    if jws.typ_of(header, KIND) in FOREIGN_TYPES or "events" in claims:
         raise TokenValidationError(f"{KIND}.wrong_type", "not an ID token")
     check_subject(claims)
     _check_audience(source, claims)

@@ -70,13 +70,16 @@ def read_header(token: str, kind: str) -> dict[str, Any]:
     return header
 
 
-def typ_of(header: dict[str, Any]) -> str:
-    """Return the ``typ`` header lower-cased, without an ``application/`` prefix."""
+def typ_of(header: dict[str, Any], kind: str = "sso.jwt") -> str:
+    """Return the ``typ`` header lower-cased, without an ``application/`` prefix.
+
+    ``kind`` prefixes the error code, as in :func:`read_header`.
+    """
     typ = header.get("typ")
     if typ is None:
         return ""
     if not isinstance(typ, str):
-        raise TokenValidationError("sso.jwt.bad_typ", "typ is not a string")
+        raise TokenValidationError(f"{kind}.bad_typ", "typ is not a string")
     typ = typ.lower()
     return typ[len("application/") :] if typ.startswith("application/") else typ
 
