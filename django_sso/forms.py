@@ -61,10 +61,17 @@ def _formfield(field: Any, **kwargs: Any) -> Any:
     return field.formfield(**kwargs)
 
 
+class SecretField(forms.CharField):
+    """A write-only secret: blank means "keep", so only a typed value counts as a change."""
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return bool(data)
+
+
 class SourceForm(forms.ModelForm):
     """Validate a source; fetch its discovery document when the well-known URL is new."""
 
-    client_secret = forms.CharField(
+    client_secret = SecretField(
         label=_("client secret"),
         required=False,
         strip=False,
