@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
     from django_sso.models import Source
+    from django_sso.roles import Roles
 
 _USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
 #: Claims that describe one token rather than the person; not kept on the Identity.
@@ -85,6 +86,24 @@ class DefaultSSOAdapter:
                 if cleaned:
                     return cleaned
         return f"{source.slug}-user"
+
+    def map_roles(
+        self,
+        request: HttpRequest | None,
+        source: Source,
+        claims: dict[str, Any],
+        token: dict[str, Any],
+        roles: Roles,
+    ) -> Roles:
+        """Return the roles this sign-in gives: those the source's mapping found, or changed ones.
+
+        ``roles`` (a :class:`django_sso.roles.Roles`: ``permissions`` and ``groups`` as sets of
+        model instances, ``is_staff``, ``is_superuser``) is what the source's configuration
+        maps the provider's values to; ``claims`` are the validated claims, ``token`` the token
+        response. Whatever is returned is applied with the usual sync semantics; superuser
+        status still needs ``DJANGO_SSO_ALLOW_SUPERUSER_MAPPING``.
+        """
+        return roles
 
     def is_local_email_verified(self, user: AbstractBaseUser) -> bool:
         """Return whether the local account's own e-mail is known to be verified.

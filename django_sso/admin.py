@@ -1,4 +1,5 @@
-"""Admin: sources (with discovery on save and a re-fetch action) and identities."""
+"""Admin: sources (with discovery on save, a re-fetch action, group mapping rows), identities,
+and on the user page what each source's role mapping granted."""
 
 from __future__ import annotations
 
@@ -6,20 +7,32 @@ from typing import Any
 
 import django
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from django_sso.app_settings import app_settings
 from django_sso.exceptions import SSOError
 from django_sso.forms import SourceForm, describe
 from django_sso.internal import discovery
-from django_sso.models import Identity, Source
+from django_sso.models import Grant, GroupMapping, Identity, Source
+
+
+class GroupMappingInline(admin.TabularInline):
+    model = GroupMapping
+    extra = 0
+    fields = ("value", "group")
+    verbose_name = _("group mapping (provider value → Django group)")
+    verbose_name_plural = _("group mappings (provider value → Django group)")
 
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
     form = SourceForm
+    inlines = (GroupMappingInline,)
     list_display = ("name", "slug", "protocol", "enabled", "issuer", "last_discovery_at")
     list_filter = ("protocol", "enabled")
     search_fields = ("name", "slug", "issuer", "client_id")
@@ -79,8 +92,38 @@ class SourceAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        (
+            _("Role mapping"),
+            {
+                "fields": (
+                    "permission_prefix",
+                    "permission_claim",
+                    "permission_scopes",
+                    "permission_app_labels",
+                    "access_token_audience",
+                    "groups_claim",
+                    "mirror_groups",
+                    "mirror_group_prefix",
+                    "staff_values",
+                    "superuser_values",
+                ),
+                "description": _(
+                    "Applied at every sign-in: what the provider grants is added, what it no longer "
+                    "grants is removed, what was granted by hand stays. Group mappings are below."
+                ),
+            },
+        ),
         (_("History"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
+
+    def save_model(self, request: HttpRequest, obj: Source, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.superuser_value_list and not app_settings.ALLOW_SUPERUSER_MAPPING:
+            self.message_user(
+                request,
+                _("Superuser values are ignored while DJANGO_SSO_ALLOW_SUPERUSER_MAPPING is off."),
+                messages.WARNING,
+            )
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         # The admin builds its fields itself, bypassing SourceForm.Meta.formfield_callback: give
@@ -122,3 +165,49 @@ class IdentityAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class GrantInline(admin.TabularInline):
+    """Read-only: what each source's role mapping granted this user, and when.
+
+    Deleting a row keeps the permission, group or flag as if given by hand: the mapping will
+    not take it back.
+    """
+
+    model = Grant
+    fk_name = "user"
+    extra = 0
+    fields = ("source", "kind", "target", "granted_at")
+    readonly_fields = fields
+    verbose_name = _("granted by single sign-on")
+    verbose_name_plural = _("granted by single sign-on")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Grant]:
+        return super().get_queryset(request).select_related("source", "permission__content_type", "group")
+
+    @admin.display(description=_("granted"))
+    def target(self, obj: Grant) -> str:
+        return obj.target
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _add_grants_to_user_admin(site: admin.AdminSite) -> None:
+    """Show Grant rows on the user page when the user model uses Django's own UserAdmin."""
+    User = get_user_model()
+    current = site._registry.get(User)
+    if type(current) is not UserAdmin:
+        return  # a site's own user admin: add GrantInline to it yourself
+
+    class SSOUserAdmin(UserAdmin):
+        inlines = (*UserAdmin.inlines, GrantInline)
+
+    site.unregister(User)
+    site.register(User, SSOUserAdmin)
+
+
+_add_grants_to_user_admin(admin.site)

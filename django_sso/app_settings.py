@@ -109,6 +109,15 @@ class AppSettings:
         return list(self._setting("DEFAULT_SIGNING_ALGORITHMS", ["RS256"]))
 
     @property
+    def ALLOW_SUPERUSER_MAPPING(self) -> bool:
+        """Let a source's role mapping make users superusers (off: superuser values are ignored).
+
+        A superuser passes every permission check, so a provider-side mistake would hand over the
+        whole site; turn this on only for a provider you administer as strictly as the site.
+        """
+        return bool(self._setting("ALLOW_SUPERUSER_MAPPING", False))
+
+    @property
     def LOGIN_REDIRECT_URL(self) -> str:
         """Where to go after sign-in when no safe ``next`` was given."""
         return self._setting("LOGIN_REDIRECT_URL", None) or settings.LOGIN_REDIRECT_URL

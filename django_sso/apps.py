@@ -10,4 +10,5 @@ class DjangoSSOConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_sso import checks  # noqa: F401  (registers the system checks)
+        # Registers the system checks, and the receiver that takes back a deleted source's grants.
+        from django_sso import checks, roles  # noqa: F401

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db import IntegrityError, transaction
 
+from django_sso import roles, signals
 from django_sso.adapter import get_adapter
 from django_sso.exceptions import PolicyRefused
 from django_sso.models import Identity, Source
@@ -39,7 +40,7 @@ class SSOBackend(ModelBackend):
 
     Override the hooks (named as in Django and mozilla-django-oidc) to change provisioning:
     :meth:`filter_users_by_claims`, :meth:`create_user`, :meth:`update_user`,
-    :meth:`configure_user`, :meth:`user_can_authenticate`.
+    :meth:`configure_user`, :meth:`user_can_authenticate`, :meth:`sync_roles`.
     """
 
     def authenticate(
@@ -47,30 +48,50 @@ class SSOBackend(ModelBackend):
         request: HttpRequest | None,
         sso_source: Source | None = None,
         sso_claims: dict[str, Any] | None = None,
+        sso_token: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> AbstractBaseUser | None:
         """Return the user for (source, sub), creating or linking one when the source allows.
 
-        Raise :class:`PolicyRefused` with a reason code when the site's policy says no; nothing
-        is written in that case.
+        ``sso_token`` is the token response; the role mapping may read grants from it. Raise
+        :class:`PolicyRefused` with a reason code when the site's policy says no; nothing is
+        written in that case: provisioning and the role mapping run in one transaction.
         """
         if sso_source is None or sso_claims is None:
             return None
         self.check_policy(request, sso_source, sso_claims)
         subject = sso_claims["sub"]
-        identity = Identity.objects.select_related("user").filter(source=sso_source, subject=subject).first()
-        created = identity is None
-        if identity is None:
-            identity = self.first_sign_in(request, sso_source, sso_claims)
-        else:
-            self.update_user(identity.user, sso_source, sso_claims)
-        identity.update_claims(get_adapter().stored_claims(sso_source, sso_claims))
-        user = identity.user
-        if not self.user_can_authenticate(user):
-            raise PolicyRefused("sso.policy.inactive_user")
+        with transaction.atomic():
+            identity = (
+                Identity.objects.select_related("user").filter(source=sso_source, subject=subject).first()
+            )
+            created = identity is None
+            if identity is None:
+                identity = self.first_sign_in(request, sso_source, sso_claims)
+            else:
+                self.update_user(identity.user, sso_source, sso_claims)
+            identity.update_claims(get_adapter().stored_claims(sso_source, sso_claims))
+            user = identity.user
+            if not self.user_can_authenticate(user):
+                raise PolicyRefused("sso.policy.inactive_user")
+            added, removed = self.sync_roles(request, user, sso_source, sso_claims, sso_token or {})
+        signals.roles_synced.send(
+            sender=Source, request=request, user=user, source=sso_source, added=added, removed=removed
+        )
         # The view reads these to send sign_in_succeeded without another query.
         user.sso_identity, user.sso_identity_created = identity, created
         return user
+
+    def sync_roles(
+        self,
+        request: HttpRequest | None,
+        user: AbstractBaseUser,
+        source: Source,
+        claims: dict[str, Any],
+        token: dict[str, Any],
+    ) -> tuple[roles.RoleChanges, roles.RoleChanges]:
+        """Apply the source's role mapping (:func:`django_sso.roles.sync`); return (added, removed)."""
+        return roles.sync(user, source, claims, token, request=request)
 
     def check_policy(self, request: HttpRequest | None, source: Source, claims: dict[str, Any]) -> None:
         """Refuse claims the source's policy or the adapter does not allow."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, router
 
 from django_sso.app_settings import MAX_LEEWAY_SECONDS, app_settings
 
@@ -86,4 +87,33 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         )
     if "django_sso" in settings.INSTALLED_APPS and "django.contrib.sessions" not in settings.INSTALLED_APPS:
         problems.append(Error("django.contrib.sessions is required.", id="django_sso.E004"))
+    return problems
+
+
+@register("django_sso", Tags.database)
+def check_sources(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
+    """Return problems in the stored sources (run by ``migrate`` and ``check --database``)."""
+    if databases is None or app_settings.ALLOW_SUPERUSER_MAPPING:
+        return []
+    from django_sso.models import Source
+
+    problems: list[Any] = []
+    for alias in databases:
+        if not router.allow_migrate_model(alias, Source):
+            continue
+        try:
+            named = Source.objects.using(alias).exclude(superuser_values="")
+            slugs = list(named.values_list("slug", flat=True))
+        except DatabaseError:
+            continue  # not migrated yet
+        for slug in slugs:
+            problems.append(
+                Warning(
+                    f"The source {slug!r} names superuser values, but superuser mapping is off: "
+                    "they are ignored.",
+                    hint="Set DJANGO_SSO_ALLOW_SUPERUSER_MAPPING = True to use them, or clear them.",
+                    obj=slug,
+                    id="django_sso.W005",
+                )
+            )
     return problems

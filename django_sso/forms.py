@@ -6,6 +6,7 @@ from typing import Any
 
 import django
 from django import forms
+from django.apps import apps
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -91,6 +92,9 @@ class SourceForm(forms.ModelForm):
             "scopes", "use_pkce", "require_pkce_support", "extra_authorize_params",
             "signing_algorithms", "trusted_audiences", "fetch_userinfo",
             "allow_signup", "link_existing_by_email", "email_trusted", "allowed_email_domains",
+            "permission_prefix", "permission_claim", "permission_scopes", "permission_app_labels",
+            "access_token_audience", "groups_claim", "mirror_groups", "mirror_group_prefix",
+            "staff_values", "superuser_values",
         )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -122,6 +126,7 @@ class SourceForm(forms.ModelForm):
         self._check_protocol(data)
         self._check_issuer_unique(data)
         self._check_keys(data)
+        self._check_role_mapping(data)
         return data
 
     def _check_urls(self, data: dict[str, Any]) -> None:
@@ -171,6 +176,25 @@ class SourceForm(forms.ModelForm):
         secret = (data.get("client_secret") or "").encode()
         if any(a.startswith("HS") for a in algorithms) and len(secret) < MIN_HMAC_SECRET_BYTES:
             self.add_error("signing_algorithms", _("HS256 needs a client secret of at least 32 bytes."))
+
+    def _check_role_mapping(self, data: dict[str, Any]) -> None:
+        for name in ("permission_prefix", "permission_claim", "groups_claim", "mirror_group_prefix"):
+            if any(c.isspace() for c in data.get(name) or ""):
+                self.add_error(name, _("No spaces."))
+        prefix = data.get("permission_prefix") or ""
+        scopes = (data.get("permission_scopes") or "").split()
+        if scopes and not prefix:
+            self.add_error("permission_scopes", _("Permission scopes need a permission prefix."))
+        elif any(not scope.startswith(prefix) for scope in scopes):
+            self.add_error("permission_scopes", _("Each must start with the prefix “%(p)s”.") % {"p": prefix})
+        for label in (data.get("permission_app_labels") or "").replace(",", " ").split():
+            try:
+                apps.get_app_config(label)
+            except LookupError:
+                self.add_error("permission_app_labels", _("No installed app “%(l)s”.") % {"l": label})
+        if data.get("mirror_groups") and not data.get("mirror_group_prefix"):
+            # Without a prefix a provider group named like a local group would join that group.
+            self.add_error("mirror_group_prefix", _("Mirroring groups needs a prefix, e.g. “sso:”."))
 
     def _post_clean(self) -> None:
         super()._post_clean()

@@ -1,4 +1,6 @@
-"""Database models: a configured provider (``Source``) and a person's link to it (``Identity``)."""
+"""Database models: a configured provider (``Source``), a person's link to it (``Identity``), and
+role mapping: provider values mapped to groups (``GroupMapping``) and what each source granted
+whom (``Grant``)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_sso.fields import EncryptedTextField
@@ -25,6 +28,11 @@ class TokenAuthMethod(models.TextChoices):
 
 def _split(value: str) -> list[str]:
     return [item for item in value.replace(",", " ").split() if item]
+
+
+def _lines(value: str) -> list[str]:
+    # Provider group names often hold spaces ("Domain Admins") and commas (LDAP DNs): one a line.
+    return [line.strip() for line in value.splitlines() if line.strip()]
 
 
 class SourceQuerySet(models.QuerySet):
@@ -134,6 +142,77 @@ class Source(models.Model):
         help_text=_("Space-separated; empty allows any domain."),
     )
 
+    # Role mapping (django_sso.roles): applied at every sign-in.
+    permission_prefix = models.CharField(
+        _("permission prefix"),
+        max_length=50,
+        blank=True,
+        help_text=_(
+            "Use provider scopes as permissions: a grant “app:manage_orders” with the prefix “app:” "
+            "gives the permission manage_orders (or app_label.codename). Empty: off."
+        ),
+    )
+    permission_claim = models.CharField(
+        _("permission claim"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "Where grants are read: empty for the token response's scope, or a claim path such as "
+            "scp, permissions, roles, realm_access.roles, resource_access.CLIENT.roles."
+        ),
+    )
+    permission_scopes = models.CharField(
+        _("permission scopes to request"),
+        max_length=1000,
+        blank=True,
+        help_text=_("Space-separated, each starting with the prefix; also asked for at sign-in."),
+    )
+    permission_app_labels = models.CharField(
+        _("permission apps"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "Space-separated app labels permissions may resolve in. Empty: any app, and a bare "
+            "codename only when exactly one app has it."
+        ),
+    )
+    access_token_audience = models.CharField(
+        _("access token audience"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "Also read claim paths from the access token when it is a JWT signed by the provider for "
+            "this audience (e.g. api://default). Empty: never read the access token."
+        ),
+    )
+    groups_claim = models.CharField(
+        _("groups claim"),
+        max_length=200,
+        blank=True,
+        help_text=_("Claim path of the provider's groups, e.g. groups or roles. Empty: off."),
+    )
+    mirror_groups = models.BooleanField(
+        _("mirror provider groups"),
+        default=False,
+        help_text=_("Put the user in a Django group named after each provider group (created when missing)."),
+    )
+    mirror_group_prefix = models.CharField(
+        _("mirrored group prefix"),
+        max_length=50,
+        blank=True,
+        help_text=_("Prepended to mirrored group names, e.g. “sso:”."),
+    )
+    staff_values = models.TextField(
+        _("staff values"),
+        blank=True,
+        help_text=_("One a line: a user whose provider groups or grants include one is staff. Empty: off."),
+    )
+    superuser_values = models.TextField(
+        _("superuser values"),
+        blank=True,
+        help_text=_("One a line, as staff values. Used only when DJANGO_SSO_ALLOW_SUPERUSER_MAPPING is on."),
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -174,6 +253,22 @@ class Source(models.Model):
         return [d.lower().lstrip("@") for d in _split(self.allowed_email_domains)]
 
     @property
+    def permission_scope_list(self) -> list[str]:
+        return _split(self.permission_scopes)
+
+    @property
+    def permission_app_label_list(self) -> list[str]:
+        return _split(self.permission_app_labels)
+
+    @property
+    def staff_value_list(self) -> list[str]:
+        return _lines(self.staff_values)
+
+    @property
+    def superuser_value_list(self) -> list[str]:
+        return _lines(self.superuser_values)
+
+    @property
     def is_oidc(self) -> bool:
         return self.protocol == Protocol.OIDC
 
@@ -212,3 +307,84 @@ class Identity(models.Model):
         self.claims = claims
         self.save(update_fields=["claims", "updated_at"])
         return True
+
+
+class GroupMapping(models.Model):
+    """A provider value (in the source's groups claim) that puts the user in a Django group."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="group_mappings")
+    value = models.CharField(_("provider value"), max_length=255)
+    group = models.ForeignKey(
+        "auth.Group", on_delete=models.CASCADE, related_name="sso_group_mappings", verbose_name=_("group")
+    )
+
+    class Meta:
+        verbose_name = _("group mapping")
+        verbose_name_plural = _("group mappings")
+        ordering = ["value", "group__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "value", "group"], name="django_sso_groupmapping_unique_value_group"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.value} → {self.group}"
+
+
+class GrantKind(models.TextChoices):
+    PERMISSION = "permission", _("permission")
+    GROUP = "group", _("group")
+    STAFF = "staff", _("staff status")
+    SUPERUSER = "superuser", _("superuser status")
+
+
+class Grant(models.Model):
+    """One thing a source's role mapping gave a user; the next sign-in takes back only these.
+
+    A permission, group or flag the user had before any source granted it has no Grant: it was
+    given by hand and the mapping never removes it.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sso_grants")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="grants")
+    kind = models.CharField(_("kind"), max_length=12, choices=GrantKind.choices)
+    permission = models.ForeignKey(
+        "auth.Permission", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    granted_at = models.DateTimeField(_("granted at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("SSO grant")
+        verbose_name_plural = _("SSO grants")
+        ordering = ["source", "kind", "granted_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "source", "permission"],
+                condition=Q(kind="permission"),
+                name="django_sso_grant_unique_permission",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "source", "group"],
+                condition=Q(kind="group"),
+                name="django_sso_grant_unique_group",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "source", "kind"],
+                condition=Q(kind__in=["staff", "superuser"]),
+                name="django_sso_grant_unique_flag",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.target}"
+
+    @property
+    def target(self) -> str:
+        """Return what was granted: ``app_label.codename``, the group's name, or the flag."""
+        if self.kind == GrantKind.PERMISSION and self.permission is not None:
+            return f"{self.permission.content_type.app_label}.{self.permission.codename}"
+        if self.kind == GrantKind.GROUP and self.group is not None:
+            return self.group.name
+        return str(self.get_kind_display())

@@ -145,7 +145,9 @@ class CallbackView(SSOErrorMixin, View):
             if source is None or not source.enabled:
                 raise SourceDisabled()
             completed = callback.complete(request, source)
-            user = auth.authenticate(request, sso_source=source, sso_claims=completed.claims)
+            user = auth.authenticate(
+                request, sso_source=source, sso_claims=completed.claims, sso_token=completed.token
+            )
             if user is None:
                 raise SSOError("sso.backend.not_configured", "SSOBackend is not in AUTHENTICATION_BACKENDS")
         except SSOError as exc:

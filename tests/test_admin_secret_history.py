@@ -4,6 +4,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 
 from tests.conftest import make_source
+from tests.test_discovery import INLINE_DATA
 
 
 def _change(admin_client, source, secret):
@@ -28,6 +29,7 @@ def _change(admin_client, source, secret):
         "signing_algorithms": "RS256",
         "fetch_userinfo": "on",
         "allow_signup": "on",
+        **INLINE_DATA,
     }
     return admin_client.post(f"/admin/django_sso/source/{source.pk}/change/", data)
 

@@ -17,9 +17,19 @@ from tests.fakeop import CLIENT_ID, CLIENT_SECRET, FakeOP
 WELL_KNOWN = "/.well-known/openid-configuration"
 
 
+#: The admin's group mapping inline, empty (SourceForm ignores these keys).
+INLINE_DATA = {
+    "group_mappings-TOTAL_FORMS": "0",
+    "group_mappings-INITIAL_FORMS": "0",
+    "group_mappings-MIN_NUM_FORMS": "0",
+    "group_mappings-MAX_NUM_FORMS": "1000",
+}
+
+
 def form_data(**overrides: Any) -> dict[str, Any]:
     """The POST data of a new OIDC source that relies on discovery for its endpoints."""
     data = {
+        **INLINE_DATA,
         "name": "Honest",
         "slug": "honest",
         "protocol": "oidc",
@@ -46,6 +56,7 @@ def edit_data(source: Source, **overrides: Any) -> dict[str, Any]:
     data["extra_authorize_params"] = json.dumps(data["extra_authorize_params"])
     data["jwks"] = json.dumps(data["jwks"]) if data["jwks"] else ""
     data = {k: v for k, v in data.items() if v is not None and v is not False}
+    data.update(INLINE_DATA)
     data.update(overrides)
     return data
 

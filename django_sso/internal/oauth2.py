@@ -62,10 +62,15 @@ def client_for(source: Source, flow: Flow | None = None) -> OAuth2Session:
 
 
 def requested_scopes(source: Source) -> list[str]:
-    """Return the scopes to ask for: the configured ones, with ``openid`` for OIDC (AZQ-01)."""
+    """Return the scopes to ask for: the configured ones, with ``openid`` for OIDC (AZQ-01).
+
+    With scope permissions on (a permission prefix), the source's permission scopes too.
+    """
     scopes = source.scope_list
     if source.is_oidc and "openid" not in scopes:
         scopes = ["openid", *scopes]
+    if source.permission_prefix:
+        scopes += [s for s in source.permission_scope_list if s not in scopes]
     return scopes
 
 
@@ -136,6 +141,8 @@ def read_token_response(response: requests.Response, requested: list[str]) -> di
         raise ProviderError("sso.token.bad_token_type", repr(token_type)[:32])
     granted = token.get("scope")
     token["scope"] = granted.split() if isinstance(granted, str) else list(requested)
+    # Role mapping grants permissions only from a scope the provider actually sent.
+    token["scope_sent"] = isinstance(granted, str)
     expires_in = token.get("expires_in")
     if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
         expires_in = DEFAULT_ACCESS_TOKEN_LIFETIME
