@@ -4,6 +4,9 @@
     sso_source update SLUG [same options]
     sso_source list | refresh SLUG | delete SLUG
 
+Role mapping: ``--permission-prefix app:`` turns scope permissions on; ``--map-group VALUE=GROUP``
+(repeatable) replaces the source's group mapping rows, creating missing groups.
+
 Exit code 0 on success; on any error, non-zero with a one-line reason.
 """
 
@@ -13,13 +16,15 @@ import json
 from argparse import ArgumentParser
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.forms.models import model_to_dict
 
 from django_sso.exceptions import SSOError
 from django_sso.forms import SourceForm, describe
 from django_sso.internal import discovery
-from django_sso.models import Source
+from django_sso.models import GroupMapping, Source
 
 #: Option dest -> Source field, for plain values.
 VALUE_OPTIONS = {
@@ -42,7 +47,15 @@ VALUE_OPTIONS = {
     "allowed_email_domains": "allowed_email_domains",
     "button_label": "button_label",
     "display_order": "display_order",
+    "permission_prefix": "permission_prefix",
+    "permission_claim": "permission_claim",
+    "permission_scopes": "permission_scopes",
+    "permission_app_labels": "permission_app_labels",
+    "access_token_audience": "access_token_audience",
+    "groups_claim": "groups_claim",
 }
+#: Repeatable option dest -> Source field holding one value a line.
+LINES_OPTIONS = {"staff_value": "staff_values", "superuser_value": "superuser_values"}
 #: Option dest -> Source boolean field.
 FLAG_OPTIONS = {
     "pkce": "use_pkce",
@@ -82,6 +95,57 @@ def _add_source_options(parser: ArgumentParser) -> None:
         flag = dest.replace("_", "-")
         parser.add_argument(f"--{flag}", dest=dest, action="store_true", default=None, help=f"Set {field}.")
         parser.add_argument(f"--no-{flag}", dest=dest, action="store_false", help=f"Clear {field}.")
+    _add_role_options(parser)
+
+
+def _add_role_options(parser: ArgumentParser) -> None:
+    roles = parser.add_argument_group("role mapping")
+    roles.add_argument(
+        "--permission-prefix",
+        metavar="PREFIX",
+        help='Turn scope permissions on: grants starting with PREFIX (e.g. "app:") name permissions; '
+        '"" turns them off.',
+    )
+    roles.add_argument(
+        "--permission-claim",
+        metavar="PATH",
+        help='Read grants from this claim path (scp, permissions, roles, realm_access.roles); "" = the '
+        "token response's scope.",
+    )
+    roles.add_argument("--permission-scopes", metavar="SCOPES", help="Permission scopes to ask for.")
+    roles.add_argument("--permission-app-labels", metavar="LABELS", help="Apps permissions may resolve in.")
+    roles.add_argument("--access-token-audience", metavar="AUD", help="Also read the access token (a JWT).")
+    roles.add_argument("--groups-claim", metavar="PATH", help="Claim path of the provider's groups.")
+    roles.add_argument(
+        "--map-group",
+        action="append",
+        metavar="VALUE=GROUP",
+        help="Provider group VALUE puts the user in Django group GROUP (repeatable; replaces the "
+        "source's mappings; a missing group is created).",
+    )
+    roles.add_argument(
+        "--no-map-groups", dest="map_group", action="store_const", const=[], help="Remove every mapping."
+    )
+    roles.add_argument(
+        "--mirror-groups",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PREFIX",
+        help="Mirror provider groups as Django groups named PREFIX+name (PREFIX is required unless "
+        "the source already has one).",
+    )
+    roles.add_argument("--no-mirror-groups", dest="mirror_groups", action="store_const", const=False)
+    for dest in LINES_OPTIONS:
+        flag = dest.replace("_", "-")
+        roles.add_argument(
+            f"--{flag}",
+            dest=dest,
+            action="append",
+            metavar="VALUE",
+            help=f"A provider value that grants {dest.split('_')[0]} status (repeatable; replaces; "
+            '"" clears).',
+        )
 
 
 class Command(BaseCommand):
@@ -152,6 +216,15 @@ class Command(BaseCommand):
                     data["jwks"] = handle.read()
             except OSError as exc:
                 raise CommandError(f"cannot read {options['jwks_file']}: {exc.strerror}") from exc
+        for dest, field in LINES_OPTIONS.items():
+            if options.get(dest) is not None:
+                data[field] = "\n".join(v for v in options[dest] if v)
+        mirror = options.get("mirror_groups")
+        if mirror is not None:
+            data["mirror_groups"] = mirror is not False
+            if mirror:
+                data["mirror_group_prefix"] = mirror
+        mappings = self.parse_mappings(options.get("map_group"))
         if options.get("param"):
             params = json.loads(data["extra_authorize_params"])
             for item in options["param"]:
@@ -165,5 +238,31 @@ class Command(BaseCommand):
         if not form.is_valid():
             field, errors = next(iter(form.errors.items()))
             raise CommandError(f"{field}: {errors[0]}")
-        saved = form.save()
+        with transaction.atomic():
+            saved = form.save()
+            if mappings is not None:
+                self.replace_mappings(saved, mappings)
         self.stdout.write(f"saved {saved.slug}: {saved.protocol} issuer {saved.issuer or '-'}")
+
+    def parse_mappings(self, items: list[str] | None) -> list[tuple[str, str]] | None:
+        if items is None:
+            return None
+        mappings = []
+        for item in items:
+            value, sep, group = item.partition("=")
+            if not sep or not value or not group:
+                raise CommandError(f"--map-group takes VALUE=GROUP, got {item!r}")
+            if len(value) > GroupMapping._meta.get_field("value").max_length:
+                raise CommandError(f"--map-group: the value {value[:40]!r}... is too long")
+            if len(group) > Group._meta.get_field("name").max_length:
+                raise CommandError(f"--map-group: the group name {group[:40]!r}... is too long")
+            mappings.append((value, group))
+        return mappings
+
+    def replace_mappings(self, source: Source, mappings: list[tuple[str, str]]) -> None:
+        """Make the source's group mapping rows exactly ``mappings``."""
+        source.group_mappings.all().delete()
+        groups = {name: Group.objects.get_or_create(name=name)[0] for name in {g for _v, g in mappings}}
+        GroupMapping.objects.bulk_create(
+            [GroupMapping(source=source, value=v, group=groups[g]) for v, g in dict.fromkeys(mappings)]
+        )
