@@ -23,7 +23,7 @@ from tests.support.op_server import OPServer, sign_in_with_requests
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_ID = "demo-site"
 CLIENT_SECRET = "demo-site-secret-not-for-production"
-SCOPES = "openid email profile groups app:manage_orders"
+SCOPES = "openid email profile groups roles"
 ACCOUNTS = {
     "alice": {
         "sub": "alice",
@@ -34,6 +34,7 @@ ACCOUNTS = {
         "family_name": "Example",
         "preferred_username": "alice",
         "groups": ["shop-managers"],
+        "roles": ["app:manage_orders"],
     },
     "bob": {
         "sub": "bob",
@@ -101,6 +102,16 @@ def prepare_site(env: dict[str, str], well_known: str) -> None:
         CLIENT_SECRET,
         "--scopes",
         SCOPES,
+        # Role mapping: "app:..." values of the roles claim are permissions (alice's opens
+        # /shop/orders/); each provider group becomes a Django group "sso:<name>".
+        "--permission-prefix",
+        "app:",
+        "--permission-claim",
+        "roles",
+        "--groups-claim",
+        "groups",
+        "--mirror-groups",
+        "sso:",
     ]
     exists = subprocess.run(
         [sys.executable, "manage.py", "sso_source", "list"],
@@ -151,6 +162,10 @@ def check_sign_in(site: str) -> None:
     if not whoami["authenticated"] or whoami["username"] != "alice":
         raise SystemExit(f"demo check: not signed in: {whoami}")
     print(f"demo check: signed in as {whoami['username']} ({whoami['email']}) through {whoami['source']}")
+    orders = browser.get(f"{site}/shop/orders/", timeout=10).status_code
+    if "shop.manage_orders" not in whoami["permissions"] or orders != 200:
+        raise SystemExit(f"demo check: role mapping did not grant shop.manage_orders: {whoami}, {orders}")
+    print(f"demo check: permissions {', '.join(whoami['permissions'])}; groups {', '.join(whoami['groups'])}")
 
 
 def main() -> None:

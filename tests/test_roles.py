@@ -339,6 +339,20 @@ def test_what_the_provider_no_longer_grants_is_removed_at_the_next_sign_in(scope
     assert grants_of(scoped) == {"shop.manage_users"}
 
 
+def test_what_the_source_no_longer_maps_is_removed_at_the_next_sign_in(scoped, op, sign_in):
+    scoped.groups_claim, scoped.staff_values = "groups", "admins"
+    scoped.save()
+    op.users["alice"]["groups"] = ["admins"]
+    grant(op, "openid app:manage_orders")
+    assert signed_in(sign_in).is_staff
+    scoped.permission_prefix = scoped.permission_scopes = scoped.staff_values = ""
+    scoped.save()
+    user = signed_in(sign_in)  # the provider still sends the same grants and groups
+    assert direct_permissions() == set()
+    assert not user.is_staff
+    assert not Grant.objects.exists()
+
+
 def test_a_hand_granted_permission_survives(scoped, op, sign_in):
     signed_in(sign_in)  # the user exists; nothing granted yet
     User.objects.get(username="alice").user_permissions.add(shop_permission("manage_users"))
