@@ -21,9 +21,10 @@ from django.test.utils import CaptureQueriesContext
 from django_sso import roles
 from django_sso.backends import SSOBackend
 from django_sso.forms import SourceForm
+from django_sso.internal.grants import MAX_VALUES, MISSING, as_values, lookup
 from django_sso.internal.oauth2 import requested_scopes
 from django_sso.models import Grant, GroupMapping, Source
-from django_sso.roles import MISSING, RoleChanges, as_values, lookup
+from django_sso.roles import RoleChanges
 from django_sso.signals import roles_synced
 from tests.conftest import make_source
 from tests.fakeop import DROP, FakeNetworkAdapter, FakeOP
@@ -97,8 +98,8 @@ def test_values_are_space_separated_strings_or_lists_of_strings_and_nothing_else
 
 
 def test_a_huge_claim_is_cut_and_logged(sso_log):
-    values = as_values([f"g{n}" for n in range(roles.MAX_VALUES + 10)], path="groups")
-    assert len(values) == roles.MAX_VALUES
+    values = as_values([f"g{n}" for n in range(MAX_VALUES + 10)], path="groups")
+    assert len(values) == MAX_VALUES
     assert "sso.roles.too_many_values" in sso_log.text
 
 

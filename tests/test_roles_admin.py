@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from django_sso.admin import GrantInline, _add_grants_to_user_admin
 from django_sso.models import Grant, GroupMapping, Source
@@ -88,16 +89,6 @@ def test_the_user_page_shows_what_each_source_granted_and_when(admin_client, op,
     assert "Add another" not in page.split("Granted by single sign-on", 1)[1].split("</fieldset>", 1)[0]
 
 
-def test_a_deleted_grant_row_keeps_the_permission_as_given_by_hand(db, op, sign_in):
-    make_source(op, "honest", permission_prefix="app:")
-    grant(op, "openid app:manage_orders")
-    signed_in(sign_in)
-    Grant.objects.get().delete()
-    grant(op, "openid")
-    signed_in(sign_in)
-    assert direct_permissions() == {"shop.manage_orders"}
-
-
 def test_the_grants_inline_joins_django_user_admin_only():
     site = admin.AdminSite(name="plain")
     site.register(User, UserAdmin)
@@ -113,3 +104,46 @@ def test_the_grants_inline_joins_django_user_admin_only():
     assert type(custom._registry[User]) is SiteUserAdmin
     assert GrantInline not in custom._registry[User].inlines
     assert GrantInline in admin.site._registry[User].inlines  # the project's own admin
+
+
+def user_change_data(user: Any, grants: list[Grant], delete: Grant) -> dict[str, Any]:
+    """The user change form as a browser sends it back, with ``delete`` ticked in the grants."""
+    joined = timezone.localtime(user.date_joined)
+    data: dict[str, Any] = {
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "is_active": "on",
+        "groups": [str(pk) for pk in user.groups.values_list("pk", flat=True)],
+        "user_permissions": [str(pk) for pk in user.user_permissions.values_list("pk", flat=True)],
+        "date_joined_0": joined.strftime("%Y-%m-%d"),
+        "date_joined_1": joined.strftime("%H:%M:%S"),
+        "sso_grants-TOTAL_FORMS": str(len(grants)),
+        "sso_grants-INITIAL_FORMS": str(len(grants)),
+        "sso_grants-MIN_NUM_FORMS": "0",
+        "sso_grants-MAX_NUM_FORMS": "1000",
+    }
+    for n, row in enumerate(grants):
+        data[f"sso_grants-{n}-id"] = str(row.pk)
+        data[f"sso_grants-{n}-user"] = str(user.pk)
+        if row == delete:
+            data[f"sso_grants-{n}-DELETE"] = "on"
+    return data
+
+
+def test_deleting_a_grant_row_on_the_user_page_makes_it_a_hand_grant(admin_client, op, sign_in):
+    make_source(op, "honest", permission_prefix="app:")
+    grant(op, "openid app:manage_orders app:manage_users")
+    alice = signed_in(sign_in)
+    admin_client.force_login(User.objects.get(username="admin"))
+    rows = list(Grant.objects.filter(user=alice).order_by("pk"))
+    orders = next(row for row in rows if row.permission.codename == "manage_orders")
+    response = admin_client.post(
+        f"/admin/auth/user/{alice.pk}/change/", user_change_data(alice, rows, orders)
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    assert {g.target for g in Grant.objects.filter(user=alice)} == {"shop.manage_users"}
+    grant(op, "openid")
+    signed_in(sign_in)
+    assert direct_permissions() == {"shop.manage_orders"}
