@@ -114,7 +114,13 @@ class SSOBackend(ModelBackend):
             try:
                 with transaction.atomic():
                     user, created = self._link_or_create(request, source, claims)
-                    identity = Identity.objects.create(source=source, subject=claims["sub"], user=user)
+                    # Stored with the row: authenticate()'s update_claims then has nothing to write.
+                    identity = Identity.objects.create(
+                        source=source,
+                        subject=claims["sub"],
+                        user=user,
+                        claims=get_adapter().stored_claims(source, claims),
+                    )
                     identity.user = user
                     self.configure_user(request, user, created)
                 return identity
