@@ -777,3 +777,17 @@ def _manual(op: FakeOP) -> dict[str, Any]:
         "token_url": op.url("/token"),
         "jwks_url": op.url("/jwks"),
     }
+
+
+def test_a_whole_sign_in_takes_the_same_number_of_queries_for_5_and_50_permissions(
+    db, op, sign_in, bulk_permissions
+):
+    make_source(op, "honest", permission_prefix="app:")
+    counts = {}
+    for login, n in (("alice", 5), ("bob", 50)):
+        grant(op, "openid " + " ".join(f"app:bulk_{i:02d}" for i in range(n)))
+        with CaptureQueriesContext(connection) as queries:
+            signed_in(sign_in, user=login)
+        counts[n] = len(queries)
+        assert len(direct_permissions(login)) == n
+    assert counts[5] == counts[50]
