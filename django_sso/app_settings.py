@@ -90,6 +90,11 @@ class AppSettings:
         return int(self._setting("JWKS_MAX_AGE", 24 * 3600))
 
     @property
+    def SOURCE_CACHE_SECONDS(self) -> float:
+        """Seconds a process keeps sources in memory; a save in the same process clears it at once."""
+        return float(self._setting("SOURCE_CACHE_SECONDS", 5))
+
+    @property
     def CACHE_ALIAS(self) -> str:
         """Django cache that shares key sets across processes."""
         return self._setting("CACHE_ALIAS", "default")

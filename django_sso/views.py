@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_protect
 from django_sso import signals
 from django_sso.app_settings import app_settings
 from django_sso.exceptions import ConfigurationError, SourceDisabled, SSOError
-from django_sso.internal import callback, oauth2
+from django_sso.internal import callback, oauth2, source_cache
 from django_sso.internal import flow as flows
 from django_sso.internal.redirects import safe_next
 from django_sso.models import Source
@@ -64,6 +64,10 @@ class SSOErrorMixin:
             error.detail,
         )
         signals.sign_in_failed.send(sender=Source, request=request, source=source, error=error)
+        if error.status >= 500 and request.session.modified:
+            # SessionMiddleware saves nothing on a 5xx: persist the consumed flow here, so a
+            # failed callback's state cannot be replayed (AZR-02).
+            request.session.save()
         context = {
             "message": error.public_message,
             "code": error.code,
@@ -74,7 +78,7 @@ class SSOErrorMixin:
 
 
 def _enabled_source(slug: str) -> Source:
-    source = Source.objects.filter(slug=slug).first()
+    source = source_cache.by_slug(slug)
     if source is None or not source.enabled:
         raise SourceDisabled()
     return source
@@ -140,7 +144,7 @@ class CallbackView(SSOErrorMixin, View):
     """``/sso/<slug>/callback/``: validate, provision, log in, redirect (303) to ``next``."""
 
     def get(self, request: HttpRequest, slug: str) -> HttpResponse:
-        source = Source.objects.filter(slug=slug).first()
+        source = source_cache.by_slug(slug)
         try:
             if source is None or not source.enabled:
                 raise SourceDisabled()

@@ -10,16 +10,19 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
-from django_sso.internal import jwks
+from django_sso.internal import jwks, source_cache
 from django_sso.models import Source
 from tests.fakeop import CLIENT_ID, CLIENT_SECRET, FakeNetwork, FakeNetworkAdapter, FakeOP
 
 
 @pytest.fixture(autouse=True)
-def _fresh_key_memory() -> Any:
+def _fresh_process_caches() -> Any:
+    """Each test starts with no keys and no sources in process memory (its rows roll back)."""
     jwks.clear()
+    source_cache.clear()
     yield
     jwks.clear()
+    source_cache.clear()
 
 
 @pytest.fixture

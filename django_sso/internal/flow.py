@@ -77,10 +77,9 @@ def take(request: HttpRequest, state: str | None) -> Flow:
     if match is None:
         raise SessionExpired("sso.state.unknown")
     record = flows.pop(match)
+    # Single use (RFC 9700 4.2.4, AZR-02): a success replaces the session, the error funnel
+    # (views.SSOErrorMixin) saves it even on a 5xx, when SessionMiddleware would not.
     request.session[SESSION_KEY] = flows
-    # Persist the removal now: SessionMiddleware skips saving on a 5xx answer, and a failed
-    # exchange (502) must not leave the state usable a second time (RFC 9700 4.2.4, AZR-02).
-    request.session.save()
     flow = Flow(**record)
     if flow.expired:
         raise SessionExpired("sso.state.expired")
