@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 
 from django_sso import roles, signals
 from django_sso.adapter import get_adapter
 from django_sso.exceptions import PolicyRefused
-from django_sso.models import Identity, Source
+from django_sso.models import Grant, Identity, Source
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -60,27 +61,49 @@ class SSOBackend(ModelBackend):
         if sso_source is None or sso_claims is None:
             return None
         self.check_policy(request, sso_source, sso_claims)
-        subject = sso_claims["sub"]
-        with transaction.atomic():
-            identity = (
-                Identity.objects.select_related("user").filter(source=sso_source, subject=subject).first()
-            )
-            created = identity is None
-            if identity is None:
-                identity = self.first_sign_in(request, sso_source, sso_claims)
-            else:
-                self.update_user(identity.user, sso_source, sso_claims)
-            identity.update_claims(get_adapter().stored_claims(sso_source, sso_claims))
-            user = identity.user
-            if not self.user_can_authenticate(user):
-                raise PolicyRefused("sso.policy.inactive_user")
-            added, removed = self.sync_roles(request, user, sso_source, sso_claims, sso_token or {})
+        # One transaction, no savepoints. Two first sign-ins of one person at once: the loser's
+        # insert fails on the unique (source, subject) or username, its work rolls back, and the
+        # retry finds the winner's identity (or, for a taken username, picks a free one).
+        for attempt in range(_FIRST_SIGN_IN_ATTEMPTS):
+            self.careful_usernames = attempt > 0
+            try:
+                with transaction.atomic():
+                    user, identity, created, added, removed = self._sign_in(
+                        request, sso_source, sso_claims, sso_token or {}
+                    )
+                break
+            except IntegrityError:
+                if attempt == _FIRST_SIGN_IN_ATTEMPTS - 1:
+                    raise PolicyRefused("sso.policy.provisioning_conflict") from None
         signals.roles_synced.send(
             sender=Source, request=request, user=user, source=sso_source, added=added, removed=removed
         )
         # The view reads these to send sign_in_succeeded without another query.
         user.sso_identity, user.sso_identity_created = identity, created
         return user
+
+    def _sign_in(
+        self, request: HttpRequest | None, source: Source, claims: dict[str, Any], token: dict[str, Any]
+    ) -> tuple[AbstractBaseUser, Identity, bool, Any, Any]:
+        identity = (
+            Identity.objects.select_related("user")
+            .annotate(holds_grants=Exists(Grant.objects.filter(user=OuterRef("user_id"), source=source)))
+            .filter(source=source, subject=claims["sub"])
+            .first()
+        )
+        created = identity is None
+        if identity is None:
+            identity = self.first_sign_in(request, source, claims)
+            identity.holds_grants = False
+        else:
+            self.update_user(identity.user, source, claims)
+            identity.update_claims(get_adapter().stored_claims(source, claims))
+        user = identity.user
+        if not self.user_can_authenticate(user):
+            raise PolicyRefused("sso.policy.inactive_user")
+        user.sso_holds_grants = identity.holds_grants
+        added, removed = self.sync_roles(request, user, source, claims, token)
+        return user, identity, created, added, removed
 
     def sync_roles(
         self,
@@ -91,7 +114,9 @@ class SSOBackend(ModelBackend):
         token: dict[str, Any],
     ) -> tuple[roles.RoleChanges, roles.RoleChanges]:
         """Apply the source's role mapping (:func:`django_sso.roles.sync`); return (added, removed)."""
-        return roles.sync(user, source, claims, token, request=request)
+        return roles.sync(
+            user, source, claims, token, request=request, holds_grants=getattr(user, "sso_holds_grants", True)
+        )
 
     def check_policy(self, request: HttpRequest | None, source: Source, claims: dict[str, Any]) -> None:
         """Refuse claims the source's policy or the adapter does not allow."""
@@ -105,34 +130,21 @@ class SSOBackend(ModelBackend):
             raise PolicyRefused("sso.policy.adapter_refused")
 
     def first_sign_in(self, request: HttpRequest | None, source: Source, claims: dict[str, Any]) -> Identity:
-        """Link or create the user for a subject seen for the first time.
+        """Link or create the user for a subject seen for the first time; return the identity.
 
-        Two first sign-ins of one person at once both succeed with one user: the loser of the
-        unique (source, subject) race rolls its user back and adopts the winner's identity.
+        Runs inside :meth:`authenticate`'s transaction, which retries on a lost race.
         """
-        for _attempt in range(_FIRST_SIGN_IN_ATTEMPTS):
-            try:
-                with transaction.atomic():
-                    user, created = self._link_or_create(request, source, claims)
-                    # Stored with the row: authenticate()'s update_claims then has nothing to write.
-                    identity = Identity.objects.create(
-                        source=source,
-                        subject=claims["sub"],
-                        user=user,
-                        claims=get_adapter().stored_claims(source, claims),
-                    )
-                    identity.user = user
-                    self.configure_user(request, user, created)
-                return identity
-            except IntegrityError:
-                winner = (
-                    Identity.objects.select_related("user")
-                    .filter(source=source, subject=claims["sub"])
-                    .first()
-                )
-                if winner is not None:
-                    return winner
-        raise PolicyRefused("sso.policy.provisioning_conflict")
+        user, created = self._link_or_create(request, source, claims)
+        # Claims go in with the row: nothing to update right after.
+        identity = Identity.objects.create(
+            source=source,
+            subject=claims["sub"],
+            user=user,
+            claims=get_adapter().stored_claims(source, claims),
+        )
+        identity.user = user
+        self.configure_user(request, user, created)
+        return identity
 
     def _link_or_create(
         self, request: HttpRequest | None, source: Source, claims: dict[str, Any]
@@ -167,19 +179,24 @@ class SSOBackend(ModelBackend):
         return User.objects.filter(email__iexact=email)
 
     def create_user(self, source: Source, claims: dict[str, Any]) -> AbstractBaseUser:
-        """Create a user with a free username and fields from the claims; no usable password."""
+        """Create a user named after the claims, with fields from them and no usable password.
+
+        The adapter's ``username_base`` is tried as is; only when a sign-in had to be retried
+        (a username was taken) are the numbered alternatives looked up, so a first sign-in costs
+        no username query.
+        """
         User = get_user_model()
         adapter = get_adapter()
         base = adapter.username_base(source, claims)
-        candidates = [base, *(f"{base[:140]}-{n}" for n in range(2, 12))]
-        taken = set(
-            User.objects.filter(**{f"{User.USERNAME_FIELD}__in": candidates}).values_list(
-                User.USERNAME_FIELD, flat=True
+        username = base
+        if getattr(self, "careful_usernames", False):
+            candidates = [base, *(f"{base[:140]}-{n}" for n in range(2, 12))]
+            taken = set(
+                User.objects.filter(**{f"{User.USERNAME_FIELD}__in": candidates}).values_list(
+                    User.USERNAME_FIELD, flat=True
+                )
             )
-        )
-        username = next((c for c in candidates if c not in taken), None)
-        if username is None:
-            username = f"{base[:100]}-{claims['sub'][:40]}"
+            username = next((c for c in candidates if c not in taken), f"{base[:100]}-{claims['sub'][:40]}")
         user = User(**{User.USERNAME_FIELD: username}, **adapter.user_fields(source, claims))
         user.set_unusable_password()
         user.save()

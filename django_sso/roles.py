@@ -238,7 +238,9 @@ def _changes(names: Iterable[tuple[str, str]]) -> RoleChanges:
     )
 
 
-def apply(user: AbstractBaseUser, source: Source, roles: Roles) -> tuple[RoleChanges, RoleChanges]:
+def apply(
+    user: AbstractBaseUser, source: Source, roles: Roles, *, holds_grants: bool = True
+) -> tuple[RoleChanges, RoleChanges]:
     """Make the user's roles from ``source`` equal ``roles``; return ``(added, removed)``.
 
     Adds what is wanted and missing; takes back what this source granted and no longer
@@ -247,6 +249,8 @@ def apply(user: AbstractBaseUser, source: Source, roles: Roles) -> tuple[RoleCha
     transaction; the queries are bulk, their number independent of the number of roles.
     """
     wanted = _wanted(user, roles)
+    if not wanted and not holds_grants:
+        return RoleChanges(), RoleChanges()
     mine: dict[tuple[str, int | None], Grant] = {}
     others: set[tuple[str, int | None]] = set()
     for grant in Grant.objects.filter(user=user).select_related("permission__content_type", "group"):
@@ -337,14 +341,17 @@ def sync(
     claims: dict[str, Any],
     token: dict[str, Any],
     request: HttpRequest | None = None,
+    holds_grants: bool = True,
 ) -> tuple[RoleChanges, RoleChanges]:
     """Apply the source's role mapping for one sign-in; return ``(added, removed)``.
 
     The adapter's ``map_roles`` sees the mapped roles first and may change them.
+    ``holds_grants=False`` (the caller knows the user holds no grant from this source) lets a
+    sign-in that maps nothing skip the database entirely.
     """
     roles = desired_roles(source, claims, token)
     roles = get_adapter().map_roles(request, source, claims, token, roles)
-    return apply(user, source, roles)
+    return apply(user, source, roles, holds_grants=holds_grants)
 
 
 @receiver(pre_delete, sender=Source, dispatch_uid="django_sso.roles.revoke_deleted_source")

@@ -38,7 +38,8 @@ class RacingBackend(SSOBackend):
         return super().create_user(source, claims)
 
     def first_sign_in(self, request: Any, source: Any, claims: dict[str, Any]) -> Identity:
-        self.barrier.wait(timeout=10)
+        if not self.careful_usernames:  # the first attempt only; retries run after the race
+            self.barrier.wait(timeout=10)
         return super().first_sign_in(request, source, claims)
 
 

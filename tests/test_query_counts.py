@@ -1,0 +1,65 @@
+"""The callback's database queries, stated and held: a bounded number, none per permission.
+
+Counted without the SAVEPOINT/RELEASE pairs the test transaction adds around atomic blocks
+(in autocommit production the outer transaction is BEGIN/COMMIT, not a statement).
+Database sessions: 11 for a first sign-in, 8 for a returning one, of which 6 are Django's
+session and login work (load, rotate: read, delete, key check, insert, then last_login and the
+save). Cache sessions: 5 and 2.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from django_sso.internal import source_cache
+
+DB_SESSIONS = "django.contrib.sessions.backends.db"
+CACHE_SESSIONS = "django.contrib.sessions.backends.cache"
+
+
+def _statements(queries: list[dict[str, str]]) -> list[str]:
+    return [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+
+
+def _callback_queries(op, user: str = "alice") -> list[str]:
+    browser = Client()
+    start = browser.post("/sso/honest/login/", {})
+    callback = urlsplit(op.authorize(start["Location"], user=user))
+    with CaptureQueriesContext(connection) as queries:
+        response = browser.get(f"{callback.path}?{callback.query}")
+    assert response.status_code == 303, response.content
+    return _statements(queries.captured_queries)
+
+
+@pytest.mark.parametrize(("engine", "first", "returning"), [(DB_SESSIONS, 11, 8), (CACHE_SESSIONS, 5, 2)])
+def test_callback_queries_for_first_and_returning_sign_ins(settings, op, source, engine, first, returning):
+    settings.SESSION_ENGINE = engine
+    source_cache.by_slug("honest")  # loaded once per process, then every few seconds
+    first_queries = _callback_queries(op)
+    returning_queries = _callback_queries(op)
+    assert len(first_queries) == first, "\n".join(first_queries)
+    assert len(returning_queries) == returning, "\n".join(returning_queries)
+    assert not any("django_sso_source" in sql for sql in first_queries + returning_queries)
+    # Role mapping: nothing mapped and no grant held (an EXISTS inside the identity query).
+    assert not any(sql.startswith('SELECT "django_sso_grant"') for sql in first_queries + returning_queries)
+
+
+def test_a_source_change_is_seen_at_once_in_this_process(op, source, client):
+    assert source_cache.by_slug("honest").enabled is True
+    source.enabled = False
+    source.save()
+    assert client.post("/sso/honest/login/").status_code == 404
+
+
+def test_another_processs_change_is_seen_after_the_cache_period(settings, op, source, client):
+    from django_sso.models import Source
+
+    settings.DJANGO_SSO_SOURCE_CACHE_SECONDS = 0  # as if the period had passed
+    assert source_cache.by_slug("honest").enabled is True
+    Source.objects.filter(pk=source.pk).update(enabled=False)  # no signal: like another process
+    assert client.post("/sso/honest/login/").status_code == 404
