@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
-from django_sso.internal import jwks, source_cache
+from django_sso.internal import http, jwks, source_cache
 from django_sso.models import Source
 from tests.fakeop import CLIENT_ID, CLIENT_SECRET, FakeNetwork, FakeNetworkAdapter, FakeOP
 
@@ -32,8 +32,10 @@ def network(settings: Any) -> Any:
     settings.DJANGO_SSO_ADAPTER = "tests.fakeop.FakeNetworkAdapter"
     FakeNetworkAdapter.network = net
     FakeNetworkAdapter.dns = {}
+    http.reset_pool()
     yield net
     FakeNetworkAdapter.network = None
+    http.reset_pool()
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ transports.
 
 from __future__ import annotations
 
+import http.cookiejar
 import ipaddress
 import json
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,7 +67,35 @@ def prepare_session(session: requests.Session) -> requests.Session:
 
 def new_session() -> requests.Session:
     """Return a prepared plain session with default timeouts."""
-    return prepare_session(_TimeoutSession())
+    session = prepare_session(_TimeoutSession())
+    # Provider cookies are never kept: a pooled session serves every user of this thread.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+_pool = threading.local()
+_pool_generation = [0]
+
+
+def pooled_session() -> requests.Session:
+    """Return this thread's prepared session, so calls to a provider reuse their connection.
+
+    Keep-alive spares a TCP and TLS handshake per call on the hot path (the callback's token and
+    UserInfo requests). The session is rebuilt when the adapter setting changes or after
+    :func:`reset_pool`.
+    """
+    key = (_pool_generation[0], app_settings.ADAPTER)
+    session = getattr(_pool, "session", None)
+    if session is None or _pool.key != key:
+        if session is not None:
+            session.close()
+        _pool.session, _pool.key = new_session(), key
+    return _pool.session
+
+
+def reset_pool() -> None:
+    """Make every thread build a fresh pooled session (after the adapter's transport changed)."""
+    _pool_generation[0] += 1
 
 
 def request_json(
@@ -83,7 +113,7 @@ def request_json(
     The body itself never goes into the error.
     """
     check_url(url)
-    session = session or new_session()
+    session = session or pooled_session()
     kwargs.setdefault("timeout", (app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT))
     try:
         response = session.request(method, url, allow_redirects=False, **kwargs)

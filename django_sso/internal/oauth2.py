@@ -9,11 +9,12 @@ from urllib.parse import quote
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.integrations.requests_client.oauth2_session import OAuth2ClientAuth
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 
 from django_sso.app_settings import app_settings
 from django_sso.exceptions import InvalidGrant, ProviderError
-from django_sso.internal.http import check_url, parse_json_object, prepare_session
+from django_sso.internal.http import check_url, parse_json_object, pooled_session, prepare_session
 
 if TYPE_CHECKING:
     from django_sso.internal.flow import Flow
@@ -61,6 +62,16 @@ def client_for(source: Source, flow: Flow | None = None) -> OAuth2Session:
     return prepare_session(session)
 
 
+def client_auth(source: Source) -> OAuth2ClientAuth:
+    """Return Authlib's client authentication for the source's token endpoint method."""
+    method = source.token_endpoint_auth_method
+    return OAuth2ClientAuth(
+        source.client_id,
+        source.client_secret,
+        auth_method=_client_secret_basic if method == "client_secret_basic" else method,
+    )
+
+
 def requested_scopes(source: Source) -> list[str]:
     """Return the scopes to ask for: the configured ones, with ``openid`` for OIDC (AZQ-01).
 
@@ -96,10 +107,9 @@ def exchange_code(source: Source, flow: Flow, code: str) -> dict[str, Any]:
     Raise :class:`InvalidGrant` for a refused code, :class:`ProviderError` for everything else.
     """
     check_url(source.token_url)
-    client = client_for(source, flow)
     extra = {"code_verifier": flow.code_verifier} if source.use_pkce else {}
     try:
-        response = client.post(
+        response = pooled_session().post(
             source.token_url,
             data={
                 "grant_type": "authorization_code",
@@ -107,9 +117,8 @@ def exchange_code(source: Source, flow: Flow, code: str) -> dict[str, Any]:
                 "redirect_uri": flow.redirect_uri,
                 **extra,
             },
-            auth=client.client_auth(source.token_endpoint_auth_method),
+            auth=client_auth(source),
             headers={"Accept": "application/json"},
-            withhold_token=True,
         )
     except requests.Timeout as exc:
         raise ProviderError("sso.token.timeout") from exc

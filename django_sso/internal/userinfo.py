@@ -9,7 +9,7 @@ import requests
 
 from django_sso.exceptions import ProviderError, TokenValidationError
 from django_sso.internal import id_token, jws
-from django_sso.internal.http import check_url, new_session, parse_json_object
+from django_sso.internal.http import check_url, parse_json_object, pooled_session
 
 if TYPE_CHECKING:
     from django_sso.models import Source
@@ -29,7 +29,7 @@ def fetch(source: Source, access_token: str, *, expected_sub: str | None) -> dic
     url = source.userinfo_url
     check_url(url)
     try:
-        response = new_session().get(
+        response = pooled_session().get(
             url,
             headers={
                 "Authorization": f"Bearer {access_token}",
