@@ -1,5 +1,6 @@
-"""Admin: sources (with discovery on save, a re-fetch action, group mapping rows), identities,
-and on the user page what each source's role mapping granted."""
+"""Admin: sources (with discovery on save, a re-fetch action, group mapping rows), identities
+(with the sessions they opened, which the operator can end), and on the user page what each
+source's role mapping granted."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from django.contrib.auth.admin import UserAdmin
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from django_sso import logout, sessions
 from django_sso.app_settings import app_settings
 from django_sso.exceptions import SSOError
 from django_sso.forms import SourceForm, describe
 from django_sso.internal import discovery
-from django_sso.models import Grant, GroupMapping, Identity, Source
+from django_sso.models import Grant, GroupMapping, Identity, Source, SSOSession
 
 
 class GroupMappingInline(admin.TabularInline):
@@ -37,7 +41,13 @@ class SourceAdmin(admin.ModelAdmin):
     list_filter = ("protocol", "enabled")
     search_fields = ("name", "slug", "issuer", "client_id")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("iss_parameter_supported", "last_discovery_at", "created_at", "updated_at")
+    readonly_fields = (
+        "iss_parameter_supported",
+        "last_discovery_at",
+        "created_at",
+        "updated_at",
+        "urls_to_register",
+    )
     actions = ("refetch_discovery",)
     fieldsets = (
         (
@@ -113,8 +123,33 @@ class SourceAdmin(admin.ModelAdmin):
                 ),
             },
         ),
+        (
+            _("Sessions and sign-out"),
+            {
+                "fields": (
+                    "keep_refresh_token",
+                    "revalidate_session",
+                    "logout_at_provider",
+                    "post_logout_redirect_uri",
+                    "urls_to_register",
+                )
+            },
+        ),
         (_("History"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
+
+    @admin.display(description=_("URLs to register at the provider"))
+    def urls_to_register(self, obj: Source) -> str:
+        if not obj.pk or not obj.slug:
+            return "-"
+        base = (app_settings.REDIRECT_URI_BASE or "").rstrip("/")
+        urls = {
+            _("redirect URI"): base + reverse("django_sso:callback", args=[obj.slug]),
+            _("post-logout redirect URI"): logout.post_logout_redirect_uri(obj),
+            _("back-channel logout URI"): base + reverse("django_sso:backchannel_logout", args=[obj.slug]),
+            _("front-channel logout URI"): base + reverse("django_sso:frontchannel_logout", args=[obj.slug]),
+        }
+        return "\n".join(f"{label}: {url}" for label, url in urls.items())
 
     def save_model(self, request: HttpRequest, obj: Source, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -155,16 +190,65 @@ class SourceAdmin(admin.ModelAdmin):
             )
 
 
-@admin.register(Identity)
-class IdentityAdmin(admin.ModelAdmin):
-    list_display = ("user", "source", "subject", "updated_at")
-    list_filter = ("source",)
-    search_fields = ("subject", "user__username", "user__email")
-    raw_id_fields = ("user",)
-    readonly_fields = ("source", "subject", "claims", "created_at", "updated_at")
+class SSOSessionInline(admin.TabularInline):
+    """The sessions an identity's sign-ins opened; deleting a row ends that session."""
+
+    model = SSOSession
+    extra = 0
+    fields = ("created_at", "sid")
+    readonly_fields = fields
+    verbose_name = _("open session")
+    verbose_name_plural = _("open sessions (delete a row to end it)")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Identity)
+class IdentityAdmin(admin.ModelAdmin):
+    list_display = ("user", "source", "subject", "session_count", "updated_at")
+    list_filter = ("source",)
+    search_fields = ("subject", "user__username", "user__email")
+    raw_id_fields = ("user",)
+    readonly_fields = ("source", "subject", "claims", "tokens", "created_at", "updated_at")
+    inlines = (SSOSessionInline,)
+    actions = ("end_sessions",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("open sessions"))
+    def session_count(self, obj: Identity) -> int:
+        return obj.sso_sessions.count()
+
+    @admin.display(description=_("kept tokens"))
+    def tokens(self, obj: Identity) -> str:
+        # ACC-08: whether tokens are kept and until when, never the tokens themselves.
+        token_set = getattr(obj, "token_set", None)
+        if token_set is None:
+            return "-"
+        refresh = _("with a refresh token") if token_set.refresh_token else _("no refresh token")
+        expires = f"{_('access token expires')} {token_set.expires_at:%Y-%m-%d %H:%M:%S}"
+        return f"{token_set.scope} · {refresh} · {expires}"
+
+    @admin.action(description=_("End the SSO sessions of the selected identities"))
+    def end_sessions(self, request: HttpRequest, queryset: QuerySet[Identity]) -> None:
+        ended = sessions.end(SSOSession.objects.filter(identity__in=queryset))
+        self.message_user(
+            request,
+            ngettext("%(count)d session ended.", "%(count)d sessions ended.", ended) % {"count": ended},
+            messages.SUCCESS,
+        )
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is SSOSession:
+            formset.save(commit=False)
+            sessions.end(formset.deleted_objects)
+            return
+        super().save_formset(request, form, formset, change)
 
 
 class GrantInline(admin.TabularInline):

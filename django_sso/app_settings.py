@@ -123,6 +123,21 @@ class AppSettings:
         return bool(self._setting("ALLOW_SUPERUSER_MAPPING", False))
 
     @property
+    def REFRESH_MARGIN(self) -> int:
+        """Seconds before its expiry an access token is refreshed."""
+        return int(self._setting("REFRESH_MARGIN", 60))
+
+    @property
+    def REVALIDATE_RETRY(self) -> int:
+        """Seconds a session keeps going unchecked after a refresh failed for want of the provider."""
+        return int(self._setting("REVALIDATE_RETRY", 60))
+
+    @property
+    def LOGOUT_TOKEN_MAX_AGE(self) -> int:
+        """Seconds a back-channel logout token's ``iat`` may lie in the past (beyond the leeway)."""
+        return int(self._setting("LOGOUT_TOKEN_MAX_AGE", 600))
+
+    @property
     def LOGIN_REDIRECT_URL(self) -> str:
         """Where to go after sign-in when no safe ``next`` was given."""
         return self._setting("LOGIN_REDIRECT_URL", None) or settings.LOGIN_REDIRECT_URL

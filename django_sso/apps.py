@@ -10,7 +10,8 @@ class DjangoSSOConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the system checks, the receiver that takes back a deleted source's grants,
-        # and the one that clears the in-process source cache when a source changes.
-        from django_sso import checks, roles  # noqa: F401
+        # Registers the system checks, the receiver that takes back a deleted source's grants, the
+        # one that clears the in-process source cache when a source changes, and the one that
+        # forgets the records of sessions signed out locally.
+        from django_sso import checks, roles, sessions  # noqa: F401
         from django_sso.internal import source_cache  # noqa: F401

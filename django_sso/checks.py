@@ -12,6 +12,8 @@ from django.db import DatabaseError, router
 from django_sso.app_settings import MAX_LEEWAY_SECONDS, app_settings
 
 BACKEND = "django_sso.backends.SSOBackend"
+REVALIDATION_MIDDLEWARE = "django_sso.session_middleware.SessionRevalidationMiddleware"
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 
 
 def _has_secret_key() -> bool:
@@ -64,7 +66,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     if settings.SESSION_ENGINE == "django.contrib.sessions.backends.signed_cookies":
         problems.append(
             Warning(
-                "Signed-cookie sessions put the sign-in flow's PKCE verifier and nonce in the browser.",
+                "Signed-cookie sessions put the sign-in flow's PKCE verifier and nonce in the browser, "
+                "and cannot be ended from the server: back-channel logout and ending sessions in the "
+                "admin do nothing.",
                 hint="Use database, cache or cached_db sessions.",
                 id="django_sso.W002",
             )
@@ -87,6 +91,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         )
     if "django_sso" in settings.INSTALLED_APPS and "django.contrib.sessions" not in settings.INSTALLED_APPS:
         problems.append(Error("django.contrib.sessions is required.", id="django_sso.E004"))
+    middleware = list(settings.MIDDLEWARE)
+    if REVALIDATION_MIDDLEWARE in middleware and (
+        AUTH_MIDDLEWARE not in middleware
+        or middleware.index(AUTH_MIDDLEWARE) > middleware.index(REVALIDATION_MIDDLEWARE)
+    ):
+        problems.append(
+            Error(
+                "SessionRevalidationMiddleware needs request.user.",
+                hint=f"Put {REVALIDATION_MIDDLEWARE} after {AUTH_MIDDLEWARE}.",
+                id="django_sso.E005",
+            )
+        )
     return problems
 
 

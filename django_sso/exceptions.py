@@ -88,3 +88,11 @@ class SourceDisabled(PolicyRefused):
     status = 404
     default_code = "sso.source.disabled"
     public_message = _("This sign-in method is not available.")
+
+
+class ReauthenticationRequired(SSOError):
+    """The stored tokens are gone or unusable (revoked, refused, none kept): sign in again."""
+
+    status = 401
+    default_code = "sso.tokens.reauthenticate"
+    public_message = _("Please sign in again.")

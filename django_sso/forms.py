@@ -95,6 +95,7 @@ class SourceForm(forms.ModelForm):
             "permission_prefix", "permission_claim", "permission_scopes", "permission_app_labels",
             "access_token_audience", "groups_claim", "mirror_groups", "mirror_group_prefix",
             "staff_values", "superuser_values",
+            "keep_refresh_token", "revalidate_session", "logout_at_provider", "post_logout_redirect_uri",
         )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

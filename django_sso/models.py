@@ -1,12 +1,14 @@
-"""Database models: a configured provider (``Source``), a person's link to it (``Identity``), and
-role mapping: provider values mapped to groups (``GroupMapping``) and what each source granted
-whom (``Grant``)."""
+"""Database models: a configured provider (``Source``), a person's link to it (``Identity``),
+role mapping (provider values mapped to groups, ``GroupMapping``, and what each source granted
+whom, ``Grant``), the tokens kept for a link (``TokenSet``) and the Django sessions a sign-in
+opened (``SSOSession``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -213,6 +215,35 @@ class Source(models.Model):
         help_text=_("One a line, as staff values. Used only when DJANGO_SSO_ALLOW_SUPERUSER_MAPPING is on."),
     )
 
+    # Sessions and sign-out (django_sso.tokens, .sessions, .logout).
+    keep_refresh_token = models.BooleanField(
+        _("keep tokens"),
+        default=False,
+        help_text=_(
+            "Store the access, refresh and ID token (encrypted) so the site can call the provider's "
+            "APIs for the user. Add offline_access to the scopes where the provider needs it."
+        ),
+    )
+    revalidate_session = models.BooleanField(
+        _("re-validate sessions"),
+        default=False,
+        help_text=_(
+            "When the stored access token expires, refresh it; sign the user out when the provider "
+            "refuses (revoked). Needs “keep tokens” and SessionRevalidationMiddleware."
+        ),
+    )
+    logout_at_provider = models.BooleanField(
+        _("sign out at the provider"),
+        default=False,
+        help_text=_("After signing out here, send the browser to the end-session (logout) URL."),
+    )
+    post_logout_redirect_uri = models.URLField(
+        _("post-logout redirect URI"),
+        max_length=500,
+        blank=True,
+        help_text=_("Where the provider sends the browser back; empty: <site>/sso/logged-out/."),
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -231,6 +262,11 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.revalidate_session and not self.keep_refresh_token:
+            message = _("Re-validating sessions needs “keep tokens”: there is nothing to refresh.")
+            raise ValidationError({"revalidate_session": message})
 
     @property
     def label(self) -> str:
@@ -388,3 +424,55 @@ class Grant(models.Model):
         if self.kind == GrantKind.GROUP and self.group is not None:
             return self.group.name
         return str(self.get_kind_display())
+
+
+class TokenSet(models.Model):
+    """The tokens of the last sign-in (or refresh) of an identity, encrypted at rest.
+
+    Kept only for sources with ``keep_refresh_token``; read through
+    :func:`django_sso.tokens.get_access_token`. ``id_claims`` holds what a refreshed ID token
+    must repeat (OIDC Core 12.2): ``iss``, ``sub``, ``aud``, ``azp``, ``auth_time``, ``nonce``.
+    """
+
+    identity = models.OneToOneField(Identity, on_delete=models.CASCADE, related_name="token_set")
+    access_token = EncryptedTextField(_("access token"))
+    refresh_token = EncryptedTextField(_("refresh token"), blank=True)
+    id_token = EncryptedTextField(_("ID token"), blank=True)
+    id_claims = models.JSONField(_("ID token claims to keep"), default=dict, blank=True)
+    scope = models.CharField(_("granted scope"), max_length=1000, blank=True)
+    expires_at = models.DateTimeField(_("access token expires at"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("token set")
+        verbose_name_plural = _("token sets")
+
+    def __str__(self) -> str:
+        return f"tokens of {self.identity_id}, expire {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scope.split()
+
+
+class SSOSession(models.Model):
+    """A Django session opened by a sign-in through a source, so it can be ended from outside.
+
+    Back-channel logout, the admin and a refresh that the provider refuses end sessions through
+    the session engine (database, cache or cached_db), on every worker. The session key is a
+    credential: it is stored encrypted and never shown.
+    """
+
+    identity = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="sso_sessions")
+    session_key = EncryptedTextField(_("session key"))
+    sid = models.CharField(_("provider session ID (sid)"), max_length=255, blank=True, db_index=True)
+    id_token = EncryptedTextField(_("ID token"), blank=True)
+    created_at = models.DateTimeField(_("signed in at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("SSO session")
+        verbose_name_plural = _("SSO sessions")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.identity} since {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -1,4 +1,7 @@
-"""Browser endpoints: start a sign-in, finish it, sign out. Outcomes are overridable methods."""
+"""Browser endpoints: start a sign-in, finish it, sign out, manage linked accounts.
+
+Outcomes are overridable methods.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +10,25 @@ import uuid
 from typing import Any
 
 from django.contrib import auth
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
-from django_sso import signals
+from django_sso import logout, sessions, signals, tokens
 from django_sso.app_settings import app_settings
 from django_sso.exceptions import ConfigurationError, SourceDisabled, SSOError
 from django_sso.internal import callback, oauth2, source_cache
 from django_sso.internal import flow as flows
 from django_sso.internal.redirects import safe_next
-from django_sso.models import Source
+from django_sso.internal.responses import HttpResponseSeeOther, no_store
+from django_sso.models import Identity, Source
 
 logger = logging.getLogger("django_sso")
 
@@ -31,22 +37,12 @@ PASS_THROUGH_PARAMS = ("login_hint", "prompt", "max_age", "acr_values", "ui_loca
 ALLOWED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 
 
-class HttpResponseSeeOther(HttpResponseRedirect):
-    status_code = 303
-
-
 def redirect_uri(source: Source) -> str:
     """Return the callback URL registered at the provider, from configuration only (AZQ-04)."""
     base = app_settings.REDIRECT_URI_BASE
     if not base:
         raise ConfigurationError("sso.config.no_redirect_base", "DJANGO_SSO_REDIRECT_URI_BASE is not set")
     return base.rstrip("/") + reverse("django_sso:callback", args=[source.slug])
-
-
-def _no_store(response: HttpResponse) -> HttpResponse:
-    response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 class SSOErrorMixin:
@@ -74,7 +70,7 @@ class SSOErrorMixin:
             "correlation_id": correlation_id,
             "source": source,
         }
-        return _no_store(TemplateResponse(request, self.error_template_name, context, status=error.status))
+        return no_store(TemplateResponse(request, self.error_template_name, context, status=error.status))
 
 
 def _enabled_source(slug: str) -> Source:
@@ -136,7 +132,7 @@ class LoginView(SSOErrorMixin, View):
         except SSOError as exc:
             return self.login_failure(request, exc, source)
         flows.save(request, flow)
-        return _no_store(HttpResponseRedirect(url))
+        return no_store(HttpResponseRedirect(url))
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -164,25 +160,29 @@ class CallbackView(SSOErrorMixin, View):
         # held (planted by an attacker, or other flows' verifiers); start from an empty session.
         request.session.flush()
         auth.login(request, user, backend="django_sso.backends.SSOBackend")
+        identity = user.sso_identity
+        if source.keep_refresh_token:
+            tokens.store(identity, completed.token, completed.claims)
+        sessions.record(request, identity, completed.claims, completed.token)
         signals.sign_in_succeeded.send(
             sender=Source,
             request=request,
             user=user,
             source=source,
-            identity=user.sso_identity,
+            identity=identity,
             created=user.sso_identity_created,
         )
         target = completed.flow.next_url or resolve_url(app_settings.LOGIN_REDIRECT_URL)
-        return _no_store(HttpResponseSeeOther(target))
+        return no_store(HttpResponseSeeOther(target))
 
     def post(self, request: HttpRequest, slug: str) -> HttpResponse:
         """form_post is not requested; a POST here is refused without touching any flow."""
-        return _no_store(HttpResponse(status=405, headers={"Allow": "GET"}))
+        return no_store(HttpResponse(status=405, headers={"Allow": "GET"}))
 
 
 @method_decorator(never_cache, name="dispatch")
 class LogoutView(View):
-    """``/sso/logout/``: POST (with CSRF) signs out; GET only asks (LGO-01)."""
+    """``/sso/logout/``: POST (with CSRF) signs out, here and at the provider; GET only asks (LGO-01)."""
 
     template_name = "django_sso/logout_confirm.html"
 
@@ -194,5 +194,53 @@ class LogoutView(View):
     @method_decorator(csrf_protect)
     def post(self, request: HttpRequest) -> HttpResponse:
         target = safe_next(request, request.POST.get("next")) or resolve_url(app_settings.LOGOUT_REDIRECT_URL)
+        record = sessions.current(request)
+        # LGO-01: the local session ends first, whatever happens at the provider afterwards.
         auth.logout(request)
-        return _no_store(HttpResponseSeeOther(target))
+        provider_url = logout.provider_logout_url(request, record, target) if record else None
+        return no_store(HttpResponseSeeOther(provider_url or target))
+
+
+@method_decorator([never_cache, login_required], name="dispatch")
+class ConnectedAccountsView(View):
+    """``/sso/accounts/``: the user's linked sources; a POST (with CSRF) unlinks one.
+
+    The last way to sign in is never unlinked: without a usable password, at least one other
+    identity at an enabled source must remain.
+    """
+
+    template_name = "django_sso/connected_accounts.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self.render(request)
+
+    @method_decorator(csrf_protect)
+    def post(self, request: HttpRequest) -> HttpResponse:
+        wanted = request.POST.get("identity", "")
+        identity = request.user.sso_identities.filter(pk=wanted).first() if wanted.isdigit() else None
+        if identity is None:
+            return self.render(request, _("That account is not linked to you."), status=400)
+        if not self.may_unlink(request.user, identity):
+            message = _("This is your only way to sign in; it cannot be unlinked.")
+            return self.render(request, message, status=400)
+        self.unlink(request, identity)
+        return no_store(HttpResponseSeeOther(reverse("django_sso:accounts")))
+
+    def may_unlink(self, user: Any, identity: Identity) -> bool:
+        """Return whether ``user`` could still sign in without ``identity``."""
+        if user.has_usable_password():
+            return True
+        return user.sso_identities.exclude(pk=identity.pk).filter(source__enabled=True).exists()
+
+    def unlink(self, request: HttpRequest, identity: Identity) -> None:
+        """Delete the link with its tokens and session records; the current session goes on."""
+        state = request.session.get(sessions.SESSION_KEY) or {}
+        if state.get("identity") == identity.pk:
+            del request.session[sessions.SESSION_KEY]
+        logger.info("sso.identity.unlinked source=%s identity=%s", identity.source.slug, identity.pk)
+        identity.delete()
+
+    def render(self, request: HttpRequest, error: str = "", status: int = 200) -> HttpResponse:
+        identities = request.user.sso_identities.select_related("source").order_by("source__name")
+        context = {"identities": identities, "error": error}
+        return no_store(TemplateResponse(request, self.template_name, context, status=status))

@@ -68,7 +68,7 @@ def validate(
     if jws.typ_of(header, KIND) in FOREIGN_TYPES or "events" in claims:
         raise TokenValidationError(f"{KIND}.wrong_type", "not an ID token")
     check_subject(claims)
-    _check_audience(source, claims)
+    check_audience(source, claims)
     now = time.time() if now is None else now
     leeway = app_settings.LEEWAY
     # OIDC Core 3.1.3.7 step 10: refuse tokens issued too long ago.
@@ -94,14 +94,50 @@ def validate(
     return claims
 
 
-def _check_audience(source: Source, claims: dict[str, Any]) -> None:
+def check_audience(source: Source, claims: dict[str, Any], kind: str = KIND) -> None:
     """Steps 3-5: every audience must be trusted; ``azp``, when present, is the client (IDT-07)."""
     aud = claims["aud"]
     audiences = [aud] if isinstance(aud, str) else aud
     if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
-        raise TokenValidationError(f"{KIND}.aud_mismatch", "aud is not a string or a list of strings")
+        raise TokenValidationError(f"{kind}.aud_mismatch", "aud is not a string or a list of strings")
     trusted = {source.client_id, *source.trusted_audience_list}
     if source.client_id not in audiences or not set(audiences) <= trusted:
-        raise TokenValidationError(f"{KIND}.aud_mismatch", "untrusted audience")
+        raise TokenValidationError(f"{kind}.aud_mismatch", "untrusted audience")
     if "azp" in claims and claims["azp"] != source.client_id:
-        raise TokenValidationError(f"{KIND}.azp_mismatch")
+        raise TokenValidationError(f"{kind}.azp_mismatch")
+
+
+#: Claims a refreshed ID token must repeat unchanged (OIDC Core 12.2), kept from the first one.
+KEPT_CLAIMS = ("iss", "sub", "aud", "azp", "auth_time", "nonce")
+
+
+def kept_claims(claims: dict[str, Any]) -> dict[str, Any]:
+    """Return what :func:`validate_refreshed` needs later from a validated ID token's claims."""
+    return {name: claims[name] for name in KEPT_CLAIMS if name in claims}
+
+
+def validate_refreshed(
+    source: Source, token: str, *, original: dict[str, Any], access_token: str
+) -> dict[str, Any]:
+    """Return the claims of an ID token from a refresh response, or raise (RT-01).
+
+    OIDC Core 12.2: fully validated like the first one (signature, ``iss``, ``aud``, times), and
+    ``iss``, ``sub`` and ``aud`` must be those of the original ID token (``original``, from
+    :func:`kept_claims`); ``azp``, ``auth_time`` and ``nonce`` may be left out, but when present
+    must be the original's too (so an ``azp`` the first token lacked is refused).
+    """
+    claims = validate(source, token, issuer=original.get("iss", ""), nonce=None, access_token=access_token)
+    for name in KEPT_CLAIMS:
+        if name in ("azp", "auth_time", "nonce") and name not in claims:
+            continue
+        if name == "aud":
+            same = _as_set(claims["aud"]) == _as_set(original.get("aud"))
+        else:
+            same = claims[name] == original.get(name)
+        if not same:
+            raise TokenValidationError(f"{KIND}.refresh_{name}_changed")
+    return claims
+
+
+def _as_set(aud: Any) -> set[str]:
+    return {aud} if isinstance(aud, str) else set(aud or [])

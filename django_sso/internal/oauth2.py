@@ -1,4 +1,4 @@
-"""The OAuth 2.0 protocol legs, through Authlib's client: authorization URL and code exchange."""
+"""The OAuth 2.0 protocol legs, through Authlib's client: authorization URL, code exchange, refresh."""
 
 from __future__ import annotations
 
@@ -106,17 +106,30 @@ def exchange_code(source: Source, flow: Flow, code: str) -> dict[str, Any]:
     Return the token response with ``expires_at`` and the granted ``scope`` filled in (TOK-04).
     Raise :class:`InvalidGrant` for a refused code, :class:`ProviderError` for everything else.
     """
-    check_url(source.token_url)
     extra = {"code_verifier": flow.code_verifier} if source.use_pkce else {}
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": flow.redirect_uri, **extra}
+    return _token_request(source, data, requested_scopes(source))
+
+
+def refresh(source: Source, refresh_token: str, scopes: list[str]) -> dict[str, Any]:
+    """Use a refresh token (RFC 6749 6), asking for ``scopes``: those granted before (RT-02).
+
+    Return the normalised token response, as :func:`exchange_code` does; the caller keeps the old
+    refresh token when the answer has none. Raise :class:`InvalidGrant` when the provider refuses
+    the refresh token (revoked, expired, reused), :class:`ProviderError` for everything else.
+    """
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if scopes:
+        data["scope"] = " ".join(scopes)
+    return _token_request(source, data, scopes)
+
+
+def _token_request(source: Source, data: dict[str, str], requested: list[str]) -> dict[str, Any]:
+    check_url(source.token_url)
     try:
         response = pooled_session().post(
             source.token_url,
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": flow.redirect_uri,
-                **extra,
-            },
+            data=data,
             auth=client_auth(source),
             headers={"Accept": "application/json"},
         )
@@ -126,7 +139,7 @@ def exchange_code(source: Source, flow: Flow, code: str) -> dict[str, Any]:
         raise ProviderError("sso.token.unreachable", type(exc).__name__) from exc
     except OAuth2Error as exc:
         raise ProviderError("sso.token.client_error", exc.error) from exc
-    return read_token_response(response, requested_scopes(source))
+    return read_token_response(response, requested)
 
 
 def read_token_response(response: requests.Response, requested: list[str]) -> dict[str, Any]:

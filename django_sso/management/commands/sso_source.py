@@ -53,6 +53,7 @@ VALUE_OPTIONS = {
     "permission_app_labels": "permission_app_labels",
     "access_token_audience": "access_token_audience",
     "groups_claim": "groups_claim",
+    "post_logout_redirect_uri": "post_logout_redirect_uri",
 }
 #: Repeatable option dest -> Source field holding one value a line.
 LINES_OPTIONS = {"staff_value": "staff_values", "superuser_value": "superuser_values"}
@@ -65,6 +66,9 @@ FLAG_OPTIONS = {
     "email_trusted": "email_trusted",
     "fetch_userinfo": "fetch_userinfo",
     "require_pkce_support": "require_pkce_support",
+    "keep_tokens": "keep_refresh_token",
+    "revalidate_session": "revalidate_session",
+    "logout_at_provider": "logout_at_provider",
 }
 
 
@@ -84,6 +88,7 @@ def _add_source_options(parser: ArgumentParser) -> None:
     parser.add_argument("--allowed-email-domains")
     parser.add_argument("--button-label")
     parser.add_argument("--display-order", type=int)
+    parser.add_argument("--post-logout-redirect-uri", dest="post_logout_redirect_uri")
     parser.add_argument(
         "--param",
         action="append",
