@@ -28,6 +28,7 @@ from urllib3.response import HTTPResponse
 
 from django_sso.adapter import DefaultSSOAdapter
 
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 CLIENT_ID = "rp-client"
 CLIENT_SECRET = "rp-secret-0123456789-0123456789-abcdef"
 REDIRECT_URI = "http://testserver/sso/honest/callback/"
@@ -122,6 +123,8 @@ class FakeOP:
     #: Every token string this OP handed out (access/refresh/ID tokens, signed UserInfo), so tests
     #: can assert none of them reaches a log line.
     issued: list[str] = field(default_factory=list)
+    #: Refresh tokens handed out: token -> {"user", "scope", "claims", "grant", "used", "revoked"}.
+    refresh_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.keys = [SigningKey(f"{self.base.rsplit('/', 1)[-1]}-k1", pooled_rsa_key(self.key_index))]
@@ -251,6 +254,8 @@ class FakeOP:
 
     def token(self, req: Recorded) -> tuple[int, dict[str, str], bytes]:
         form = req.form
+        if form.get("grant_type") == "refresh_token":
+            return self.refresh(form)
         record = self.codes.get(form.get("code", ""))
         if record is None or record["used"]:
             return _json({"error": "invalid_grant"}, 400)
@@ -277,10 +282,119 @@ class FakeOP:
         }
         if "id_token_raw" in self.scenario:
             response["id_token"] = self.scenario["id_token_raw"](self, claims)
+        if "offline_access" in params.get("scope", "").split():
+            grant = secrets.token_urlsafe(8)
+            response["refresh_token"] = self._new_refresh_token(
+                record["user"], params["scope"], claims, grant
+            )
         response.update(self.scenario.get("token", {}))
         response = {k: v for k, v in response.items() if v is not _DROP}
         self.issued.extend(v for k, v in response.items() if k.endswith("token") and isinstance(v, str) and v)
         return _json(response)
+
+    def _new_refresh_token(self, user: str, scope: str, claims: dict[str, Any], grant: str) -> str:
+        token = "rt-" + secrets.token_urlsafe(24)
+        self.refresh_tokens[token] = {
+            "user": user,
+            "scope": scope,
+            "claims": {k: v for k, v in claims.items() if k not in {"nonce", "iat", "exp"}},
+            "grant": grant,
+            "used": False,
+            "revoked": False,
+        }
+        return token
+
+    def refresh(self, form: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """The refresh_token grant. Knobs in ``scenario["refresh"]``: ``error`` (answer it),
+        ``rotate`` (default True: a new refresh token each time, the old one spent; a spent one
+        used again revokes the whole grant, as oidc-provider does), ``id_token`` (claim
+        overrides, DROP to remove), ``id_token_header``, ``key`` (sign with another key),
+        ``no_id_token``, ``token`` (response overrides), ``expires_in``."""
+        knobs = self.scenario.get("refresh", {})
+        if "error" in knobs:
+            return _json({"error": knobs["error"]}, 400)
+        record = self.refresh_tokens.get(form.get("refresh_token", ""))
+        if record is None or record["revoked"]:
+            return _json({"error": "invalid_grant"}, 400)
+        if record["used"]:
+            for other in self.refresh_tokens.values():
+                if other["grant"] == record["grant"]:
+                    other["revoked"] = True
+            return _json({"error": "invalid_grant"}, 400)
+        if "scope" in form and not set(form["scope"].split()) <= set(record["scope"].split()):
+            return _json({"error": "invalid_scope"}, 400)
+        rotate = knobs.get("rotate", True)
+        access_token = "at-" + secrets.token_urlsafe(24)
+        self.access_tokens = getattr(self, "access_tokens", {})
+        self.access_tokens[access_token] = record["user"]
+        now = int(time.time())
+        claims = {**record["claims"], "iat": now, "exp": now + 300, **knobs.get("id_token", {})}
+        claims = {k: v for k, v in claims.items() if v is not _DROP}
+        response: dict[str, Any] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": knobs.get("expires_in", 300),
+            "scope": form.get("scope", record["scope"]),
+        }
+        if not knobs.get("no_id_token"):
+            response["id_token"] = self.mint(claims, knobs.get("id_token_header"), key=knobs.get("key"))
+        if rotate:
+            record["used"] = True
+            response["refresh_token"] = self._new_refresh_token(
+                record["user"], record["scope"], record["claims"], record["grant"]
+            )
+        response.update(knobs.get("token", {}))
+        response = {k: v for k, v in response.items() if v is not _DROP}
+        self.issued.extend(v for k, v in response.items() if k.endswith("token") and isinstance(v, str) and v)
+        return _json(response)
+
+    def revoke_refresh_tokens(self, user: str = "alice") -> None:
+        """Revoke every refresh token of ``user`` (as an administrator or the user would)."""
+        for record in self.refresh_tokens.values():
+            if record["user"] == user:
+                record["revoked"] = True
+
+    def refresh_requests(self) -> list[Recorded]:
+        """The refresh_token grant requests received so far."""
+        return [
+            r
+            for r in self.requests
+            if r.path.endswith("/token") and r.form.get("grant_type") == "refresh_token"
+        ]
+
+    def end_session(self, url: str) -> str:
+        """Play the browser's visit to the end-session endpoint; return the redirect back.
+
+        Knob ``scenario["end_session"]["state"]``: a value to send instead of the RP's, or DROP.
+        """
+        params = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+        self.requests.append(Recorded("GET", url, {}, ""))
+        state = self.scenario.get("end_session", {}).get("state", params.get("state"))
+        answer = {"state": state} if state is not None and state is not _DROP else {}
+        target = params["post_logout_redirect_uri"]
+        return f"{target}?{urlencode(answer)}" if answer else target
+
+    def logout_claims(self, user: str | None = "alice", **overrides: Any) -> dict[str, Any]:
+        """Claims of a valid Logout Token (BCL 2.4) for ``user``; overrides may DROP any claim."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_urlsafe(16),
+            "events": {BACKCHANNEL_EVENT: {}},
+        }
+        if user is not None:
+            claims["sub"] = self.users[user]["sub"]
+        claims.update(overrides)
+        return {k: v for k, v in claims.items() if v is not _DROP}
+
+    def logout_token(
+        self, user: str | None = "alice", header: dict[str, Any] | None = None, **overrides: Any
+    ) -> str:
+        """A signed Logout Token (``typ: logout+jwt``) for ``user``, see :meth:`logout_claims`."""
+        return self.mint(self.logout_claims(user, **overrides), {"typ": "logout+jwt", **(header or {})})
 
     def userinfo(self, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         token = headers.get("Authorization", "").removeprefix("Bearer ")
