@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -220,9 +220,12 @@ class IdentityAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description=_("open sessions"))
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Identity]:
+        return super().get_queryset(request).annotate(open_sessions=Count("sso_sessions"))
+
+    @admin.display(description=_("open sessions"), ordering="open_sessions")
     def session_count(self, obj: Identity) -> int:
-        return obj.sso_sessions.count()
+        return obj.open_sessions
 
     @admin.display(description=_("kept tokens"))
     def tokens(self, obj: Identity) -> str:

@@ -96,6 +96,7 @@ class SSOBackend(ModelBackend):
             identity = self.first_sign_in(request, source, claims)
             identity.holds_grants = False
         else:
+            identity.source = source  # the one in hand: reading identity.source costs no query
             self.update_user(identity.user, source, claims)
             identity.update_claims(get_adapter().stored_claims(source, claims))
         user = identity.user
