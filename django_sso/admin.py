@@ -195,7 +195,7 @@ class SSOSessionInline(admin.TabularInline):
 
     model = SSOSession
     extra = 0
-    fields = ("created_at", "sid")
+    fields = ("created_at", "sid", "still_open")
     readonly_fields = fields
     verbose_name = _("open session")
     verbose_name_plural = _("open sessions (delete a row to end it)")
@@ -205,6 +205,11 @@ class SSOSessionInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("still open"), boolean=True)
+    def still_open(self, obj: SSOSession) -> bool:
+        # Expired sessions leave their record until sso_clearsessions runs.
+        return sessions.exists(obj)
 
 
 @admin.register(Identity)

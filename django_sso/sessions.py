@@ -9,6 +9,11 @@ browser and cannot be ended from here (``django_sso.W002`` says so).
 The browser's own session holds ``SESSION_KEY``: which identity and record it belongs to, and
 for re-validated sources until when its access token is good (read by
 :mod:`django_sso.session_middleware`).
+
+A record goes when its session is signed out, ended here, or replaced by a new sign-in in the
+same browser. Sessions that simply expire leave theirs behind until ``manage.py
+sso_clearsessions`` (run it where you run Django's ``clearsessions``) or the person's next
+back-channel logout; a stale record costs storage only.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ def record(request: HttpRequest, identity: Identity, claims: dict[str, Any], tok
     """Remember the session ``login()`` just opened for ``identity`` (call after ``login()``).
 
     Keeps the provider's ``sid`` for back-channel logout by session and the ID token for
-    ``id_token_hint`` at sign-out. Records of sessions that no longer exist are dropped.
+    ``id_token_hint`` at sign-out. One INSERT; nothing else is queried.
     """
     source = identity.source
     state: dict[str, Any] = {"identity": identity.pk, "source": source.pk}
@@ -52,7 +57,6 @@ def record(request: HttpRequest, identity: Identity, claims: dict[str, Any], tok
         state["valid_until"] = token["expires_at"] - app_settings.REFRESH_MARGIN
     session_key = request.session.session_key
     if session_key and settings.SESSION_ENGINE != SIGNED_COOKIES:
-        _drop_stale(identity)
         sid = claims.get("sid")
         id_token = token.get("id_token")
         state["record"] = SSOSession.objects.create(
@@ -87,11 +91,22 @@ def end(records: Iterable[SSOSession]) -> int:
     return len(records)
 
 
-def _drop_stale(identity: Identity) -> None:
-    store = _session_store()
-    stale = [item.pk for item in identity.sso_sessions.all() if not store().exists(item.session_key)]
-    if stale:
-        SSOSession.objects.filter(pk__in=stale).delete()
+def exists(record: SSOSession) -> bool:
+    """Return whether the Django session of ``record`` still exists."""
+    return _session_store()().exists(record.session_key)
+
+
+def clear_stale() -> int:
+    """Delete the records of sessions that no longer exist (expired); return how many.
+
+    Tokens of identities left without a session go too, unless granted ``offline_access``.
+    """
+    records = SSOSession.objects.only("pk", "identity_id", "session_key").iterator()
+    stale = [item for item in records if not exists(item)]
+    for start in range(0, len(stale), 500):
+        SSOSession.objects.filter(pk__in=[item.pk for item in stale[start : start + 500]]).delete()
+    _forget_tokens({item.identity_id for item in stale})
+    return len(stale)
 
 
 def _forget_tokens(identity_ids: set[int]) -> None:
@@ -105,11 +120,18 @@ def _forget_tokens(identity_ids: set[int]) -> None:
         TokenSet.objects.filter(pk__in=doomed).delete()
 
 
-@receiver(user_logged_out, dispatch_uid="django_sso.sessions.forget_logged_out")
-def _forget_logged_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    """A local sign-out (``auth.logout``) ends the session: drop its record, maybe its tokens."""
+def forget(request: HttpRequest) -> None:
+    """The request's session is ending here: drop its record, and maybe its identity's tokens.
+
+    Called for a local sign-out (``auth.logout``) and before a new sign-in replaces the session.
+    """
     session = getattr(request, "session", None)
     state = session.get(SESSION_KEY) if session is not None else None
     if state and state.get("record"):
         SSOSession.objects.filter(pk=state["record"]).delete()
         _forget_tokens({state["identity"]})
+
+
+@receiver(user_logged_out, dispatch_uid="django_sso.sessions.forget_logged_out")
+def _forget_logged_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    forget(request)

@@ -158,6 +158,7 @@ class CallbackView(SSOErrorMixin, View):
         """Log the user in (new, empty session, ACC-07) and redirect to the flow's ``next``."""
         # RFC 9700 4.2.4 / session fixation: login() alone keeps whatever the pre-login session
         # held (planted by an attacker, or other flows' verifiers); start from an empty session.
+        sessions.forget(request)
         request.session.flush()
         auth.login(request, user, backend="django_sso.backends.SSOBackend")
         identity = user.sso_identity

@@ -2,9 +2,10 @@
 
 Counted without the SAVEPOINT/RELEASE pairs the test transaction adds around atomic blocks
 (in autocommit production the outer transaction is BEGIN/COMMIT, not a statement).
-Database sessions: 11 for a first sign-in, 8 for a returning one, of which 6 are Django's
+Database sessions: 12 for a first sign-in, 9 for a returning one, of which 6 are Django's
 session and login work (load, rotate: read, delete, key check, insert, then last_login and the
-save). Cache sessions: 5 and 2.
+save) and 1 the record of the new session that back-channel logout needs (django_sso.sessions).
+Cache sessions: 6 and 3.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _callback_queries(op, user: str = "alice") -> list[str]:
     return _statements(queries.captured_queries)
 
 
-@pytest.mark.parametrize(("engine", "first", "returning"), [(DB_SESSIONS, 11, 8), (CACHE_SESSIONS, 5, 2)])
+@pytest.mark.parametrize(("engine", "first", "returning"), [(DB_SESSIONS, 12, 9), (CACHE_SESSIONS, 6, 3)])
 def test_callback_queries_for_first_and_returning_sign_ins(settings, op, source, engine, first, returning):
     settings.SESSION_ENGINE = engine
     source_cache.by_slug("honest")  # loaded once per process, then every few seconds
@@ -47,6 +48,9 @@ def test_callback_queries_for_first_and_returning_sign_ins(settings, op, source,
     assert not any("django_sso_source" in sql for sql in first_queries + returning_queries)
     # Role mapping: nothing mapped and no grant held (an EXISTS inside the identity query).
     assert not any(sql.startswith('SELECT "django_sso_grant"') for sql in first_queries + returning_queries)
+    # Session lifecycle: one INSERT of the session's record, nothing read.
+    lifecycle = [sql for sql in first_queries + returning_queries if "django_sso_ssosession" in sql]
+    assert [sql.split(" (")[0] for sql in lifecycle] == ['INSERT INTO "django_sso_ssosession"'] * 2
 
 
 def test_a_source_change_is_seen_at_once_in_this_process(op, source, client):

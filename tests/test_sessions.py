@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from importlib import import_module
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
@@ -81,13 +83,27 @@ def test_signed_cookie_sessions_are_not_recorded(settings, client, source, sign_
     assert "record" not in client.session[sessions.SESSION_KEY]
 
 
-def test_records_of_vanished_sessions_are_dropped_at_the_next_sign_in(client, source, sign_in):
+def test_a_new_sign_in_in_the_same_browser_replaces_the_record(client, source, sign_in):
     sign_in()
-    gone = SSOSession.objects.get()
+    first = SSOSession.objects.get()
+    sign_in()
+    second = SSOSession.objects.get()
+    assert second.pk != first.pk
+    assert second.session_key == client.session.session_key
+
+
+def test_records_of_expired_sessions_are_cleared_by_the_command(db, op, sign_in):
+    make_source(op, "honest", keep_refresh_token=True)
+    sign_in()
+    sign_in(browser=Client(), user="bob")
+    gone = SSOSession.objects.get(identity__subject="alice-sub")
     import_module(settings.SESSION_ENGINE).SessionStore(session_key=gone.session_key).delete()
-    sign_in(browser=Client())
-    assert not SSOSession.objects.filter(pk=gone.pk).exists()
-    assert SSOSession.objects.count() == 1
+    out = StringIO()
+    call_command("sso_clearsessions", stdout=out)
+    assert out.getvalue().strip() == "cleared 1 stale session records"
+    assert list(SSOSession.objects.values_list("identity__subject", flat=True)) == ["bob-sub"]
+    # alice has no session left and no offline_access: her tokens went with the record.
+    assert list(TokenSet.objects.values_list("identity__subject", flat=True)) == ["bob-sub"]
 
 
 def test_signing_out_forgets_the_record(client, source, sign_in):
