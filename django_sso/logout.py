@@ -146,8 +146,8 @@ class FrontChannelLogoutView(View):
 
     Ends the browser's session only when it was opened through this source and both ``iss`` and
     ``sid`` match it (FCL 2, LGO-10); otherwise does nothing. The page shows nothing either way.
-    Browsers send ``SameSite=Lax`` cookies to a cross-site iframe only on some configurations, so
-    back-channel logout is the dependable one.
+    Browsers do not send ``SameSite=Lax`` cookies to a cross-site iframe, so this works only with
+    ``SESSION_COOKIE_SAMESITE = "None"``; back-channel logout is the dependable one.
     """
 
     def get(self, request: HttpRequest, slug: str) -> HttpResponse:

@@ -51,7 +51,7 @@ def record(request: HttpRequest, identity: Identity, claims: dict[str, Any], tok
     ``id_token_hint`` at sign-out. One INSERT; nothing else is queried.
     """
     source = identity.source
-    state: dict[str, Any] = {"identity": identity.pk, "source": source.pk}
+    state: dict[str, Any] = {"identity": identity.pk}
     if source.revalidate_session:
         state["revalidate"] = True
         state["valid_until"] = token["expires_at"] - app_settings.REFRESH_MARGIN

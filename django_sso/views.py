@@ -218,7 +218,8 @@ class ConnectedAccountsView(View):
     @method_decorator(csrf_protect)
     def post(self, request: HttpRequest) -> HttpResponse:
         wanted = request.POST.get("identity", "")
-        identity = request.user.sso_identities.filter(pk=wanted).first() if wanted.isdigit() else None
+        identities = request.user.sso_identities.select_related("source")
+        identity = identities.filter(pk=wanted).first() if wanted.isdigit() else None
         if identity is None:
             return self.render(request, _("That account is not linked to you."), status=400)
         if not self.may_unlink(request.user, identity):

@@ -39,11 +39,7 @@ def test_a_sign_in_records_its_session(client, op, source, sign_in):
     assert record.sid == "op-session-1"
     assert record.id_token.count(".") == 2
     assert record.identity == Identity.objects.get()
-    assert client.session[sessions.SESSION_KEY] == {
-        "identity": record.identity.pk,
-        "source": source.pk,
-        "record": record.pk,
-    }
+    assert client.session[sessions.SESSION_KEY] == {"identity": record.identity.pk, "record": record.pk}
     with connection.cursor() as cursor:
         cursor.execute("SELECT session_key, id_token FROM django_sso_ssosession")
         raw_key, raw_id_token = cursor.fetchone()
