@@ -14,6 +14,7 @@ from django.test import Client
 
 from django_sso import sessions
 from django_sso.models import Identity, SSOSession, TokenSet
+from django_sso.sessions import SIGNED_COOKIES
 from tests.conftest import make_source
 
 ENGINES = [
@@ -137,3 +138,11 @@ def test_current_is_none_without_a_sign_in(rf: Any, db: Any) -> None:
     request = rf.get("/")
     request.session = import_module(settings.SESSION_ENGINE).SessionStore()
     assert sessions.current(request) is None
+
+
+def test_signed_cookie_sessions_are_reported_as_unable_to_end(settings):
+    from django.core.checks import run_checks
+
+    settings.SESSION_ENGINE = SIGNED_COOKIES
+    (warning,) = [m for m in run_checks(tags=["django_sso"]) if m.id == "django_sso.W002"]
+    assert "back-channel logout" in warning.msg
