@@ -10,19 +10,22 @@ import django
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from django_sso import logout, sessions
+from django_sso import logout, presets, sessions
 from django_sso.app_settings import app_settings
 from django_sso.exceptions import SSOError
 from django_sso.forms import SourceForm, describe
 from django_sso.internal import discovery
 from django_sso.models import Grant, GroupMapping, Identity, Source, SSOSession
+from django_sso.presets.form import PresetForm
 
 
 class GroupMappingInline(admin.TabularInline):
@@ -37,11 +40,13 @@ class GroupMappingInline(admin.TabularInline):
 class SourceAdmin(admin.ModelAdmin):
     form = SourceForm
     inlines = (GroupMappingInline,)
-    list_display = ("name", "slug", "protocol", "enabled", "issuer", "last_discovery_at")
-    list_filter = ("protocol", "enabled")
+    list_display = ("name", "slug", "protocol", "preset", "enabled", "issuer", "last_discovery_at")
+    list_filter = ("protocol", "preset", "enabled")
     search_fields = ("name", "slug", "issuer", "client_id")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = (
+        "preset",
+        "preset_options",
         "iss_parameter_supported",
         "last_discovery_at",
         "created_at",
@@ -49,10 +54,23 @@ class SourceAdmin(admin.ModelAdmin):
         "urls_to_register",
     )
     actions = ("refetch_discovery",)
+    change_list_template = "admin/django_sso/source/change_list.html"
     fieldsets = (
         (
             None,
-            {"fields": ("name", "slug", "protocol", "enabled", "display_order", "button_label")},
+            {
+                "fields": (
+                    "name",
+                    "slug",
+                    "protocol",
+                    "enabled",
+                    "display_order",
+                    "button_label",
+                    "button_icon",
+                    "preset",
+                    "preset_options",
+                )
+            },
         ),
         (_("Client"), {"fields": ("client_id", "client_secret", "token_endpoint_auth_method")}),
         (
@@ -74,9 +92,27 @@ class SourceAdmin(admin.ModelAdmin):
                     "jwks",
                     "end_session_url",
                     "request_token_url",
+                    "emails_url",
                 ),
                 "description": _(
-                    "Request-token URL: OAuth 1.0a only. JWKS: only for providers without a JWKS URL."
+                    "Request-token URL: OAuth 1.0a only (the token URL is then its access-token URL). "
+                    "JWKS: only for providers without a JWKS URL."
+                ),
+            },
+        ),
+        (
+            _("Profile (OAuth 2 and OAuth 1 sources)"),
+            {
+                "fields": (
+                    "profile_subject_field",
+                    "profile_email_field",
+                    "profile_name_field",
+                    "profile_email_verified_field",
+                ),
+                "classes": ("collapse",),
+                "description": _(
+                    "Without an ID token, which fields of the profile URL's answer are the person. "
+                    "Dotted paths reach nested fields."
                 ),
             },
         ),
@@ -87,7 +123,13 @@ class SourceAdmin(admin.ModelAdmin):
         (
             _("Token validation"),
             {
-                "fields": ("signing_algorithms", "trusted_audiences", "fetch_userinfo"),
+                "fields": (
+                    "signing_algorithms",
+                    "trusted_audiences",
+                    "fetch_userinfo",
+                    "tenant_allowlist",
+                    "hosted_domain",
+                ),
                 "classes": ("collapse",),
             },
         ),
@@ -166,6 +208,58 @@ class SourceAdmin(admin.ModelAdmin):
         if isinstance(db_field, models.URLField) and django.VERSION >= (5, 0):
             kwargs.setdefault("assume_scheme", "https")
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path("add-from-preset/", view(self.preset_choose_view), name="django_sso_source_preset"),
+            path(
+                "add-from-preset/<slug:name>/",
+                view(self.preset_add_view),
+                name="django_sso_source_preset_add",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _preset_context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            **extra,
+        }
+
+    def preset_choose_view(self, request: HttpRequest) -> HttpResponse:
+        """List the presets; each links to its own short form."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        context = self._preset_context(
+            request, _("Add a source from a preset"), presets=list(presets.PRESETS.values())
+        )
+        return TemplateResponse(request, "admin/django_sso/source/preset_choose.html", context)
+
+    def preset_add_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        """Ask what the preset needs, create the source, go to its change page."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        preset = presets.get(name)
+        if preset is None:
+            raise Http404
+        form = PresetForm(preset, request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            source = form.save()
+            self.log_addition(request, source, [{"added": {}}])
+            self.message_user(
+                request,
+                _("%(name)s was added from the %(preset)s preset.")
+                % {"name": source, "preset": preset.label},
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:django_sso_source_change", args=[source.pk]))
+        context = self._preset_context(
+            request, _("Add %(preset)s source") % {"preset": preset.label}, form=form, preset=preset
+        )
+        return TemplateResponse(request, "admin/django_sso/source/preset_form.html", context)
 
     @admin.action(description=_("Re-fetch from well-known URL"))
     def refetch_discovery(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:

@@ -100,6 +100,11 @@ class AppSettings:
         return self._setting("CACHE_ALIAS", "default")
 
     @property
+    def CLIENT_CREDENTIALS_MARGIN(self) -> int:
+        """Seconds before its expiry a cached client-credentials token is no longer handed out."""
+        return int(self._setting("CLIENT_CREDENTIALS_MARGIN", 60))
+
+    @property
     def ENCRYPTION_KEYS(self) -> list[str]:
         """Keys that encrypt secrets at rest, newest first; older ones still decrypt.
 

@@ -52,7 +52,9 @@ class SSOBackend(ModelBackend):
         sso_token: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> AbstractBaseUser | None:
-        """Return the user for (source, sub), creating or linking one when the source allows.
+        """Return the user for (source, subject), creating or linking one when the source allows.
+
+        The subject is ``sub`` (``tid:sub`` for a multi-tenant Entra ID source).
 
         ``sso_token`` is the token response; the role mapping may read grants from it. Raise
         :class:`PolicyRefused` with a reason code when the site's policy says no; nothing is
@@ -88,7 +90,7 @@ class SSOBackend(ModelBackend):
         identity = (
             Identity.objects.select_related("user")
             .annotate(holds_grants=Exists(Grant.objects.filter(user=OuterRef("user_id"), source=source)))
-            .filter(source=source, subject=claims["sub"])
+            .filter(source=source, subject=source.identity_subject(claims))
             .first()
         )
         created = identity is None
@@ -139,7 +141,7 @@ class SSOBackend(ModelBackend):
         # Claims go in with the row: nothing to update right after.
         identity = Identity.objects.create(
             source=source,
-            subject=claims["sub"],
+            subject=source.identity_subject(claims),
             user=user,
             claims=get_adapter().stored_claims(source, claims),
         )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import django
 from django import forms
 from django.apps import apps
 from django.db import models
+from django.forms.models import model_to_dict
 from django.utils.translation import gettext_lazy as _
 
+from django_sso import presets
 from django_sso.exceptions import SSOError
-from django_sso.internal import discovery, jwks
+from django_sso.internal import discovery, entra, jwks
 from django_sso.internal.http import check_url
 from django_sso.internal.jws import MIN_HMAC_SECRET_BYTES
 from django_sso.models import Protocol, Source
@@ -23,10 +26,15 @@ URL_FIELDS = (
     "jwks_url",
     "end_session_url",
     "request_token_url",
+    "emails_url",
 )
 
 ERROR_MESSAGES = {
     "sso.discovery.issuer_mismatch": _("Issuer mismatch: the document's issuer is not the URL it came from."),
+    "sso.discovery.issuer_template": _(
+        "Issuer mismatch: the issuer is a template ({tenantid}), never a wildcard; only the "
+        "Microsoft Entra ID preset accepts it."
+    ),
     "sso.discovery.issuer_changed": _(
         "Issuer mismatch: the provider's issuer changed; the source was disabled."
     ),
@@ -85,12 +93,15 @@ class SourceForm(forms.ModelForm):
         model = Source
         formfield_callback = _formfield
         fields = (
-            "name", "slug", "protocol", "enabled", "display_order", "button_label",
+            "name", "slug", "protocol", "enabled", "display_order", "button_label", "button_icon",
+            "preset", "preset_options",
             "client_id", "client_secret", "token_endpoint_auth_method",
             "well_known_url", "issuer", "authorization_url", "token_url", "userinfo_url", "jwks_url",
-            "jwks", "end_session_url", "request_token_url",
+            "jwks", "end_session_url", "request_token_url", "emails_url",
             "scopes", "use_pkce", "require_pkce_support", "extra_authorize_params",
-            "signing_algorithms", "trusted_audiences", "fetch_userinfo",
+            "signing_algorithms", "trusted_audiences", "fetch_userinfo", "tenant_allowlist", "hosted_domain",
+            "profile_subject_field", "profile_email_field", "profile_name_field",
+            "profile_email_verified_field",
             "allow_signup", "link_existing_by_email", "email_trusted", "allowed_email_domains",
             "permission_prefix", "permission_claim", "permission_scopes", "permission_app_labels",
             "access_token_audience", "groups_claim", "mirror_groups", "mirror_group_prefix",
@@ -111,12 +122,29 @@ class SourceForm(forms.ModelForm):
     def _discovery_due(self, url: str) -> bool:
         return bool(url) and (self.refetch or not self.instance.pk or "well_known_url" in self.changed_data)
 
+    def clean_preset(self) -> str:
+        name = self.cleaned_data.get("preset") or ""
+        if name and presets.get(name) is None:
+            raise forms.ValidationError(_("No preset “%(name)s”.") % {"name": name})
+        return name
+
+    def clean_preset_options(self) -> dict[str, Any]:
+        options = self.cleaned_data.get("preset_options") or {}
+        if not isinstance(options, dict):
+            raise forms.ValidationError(_("A JSON object."))
+        return options
+
+    def _preset_name(self, data: dict[str, Any]) -> str:
+        # The admin shows the preset read-only, so its form has no such field.
+        return data.get("preset", self.instance.preset)
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         url = data.get("well_known_url") or ""
+        allow_template = entra.accepts_template(preset=self._preset_name(data))
         try:
             if self._discovery_due(url):
-                self.metadata = discovery.fetch_metadata(url)
+                self.metadata = discovery.fetch_metadata(url, allow_tenant_template=allow_template)
                 for meta_name, field in discovery.ENDPOINT_FIELDS.items():
                     data[field] = self.metadata.get(meta_name) or ""
                 data["issuer"] = self.metadata["issuer"]
@@ -126,9 +154,44 @@ class SourceForm(forms.ModelForm):
         self._check_urls(data)
         self._check_protocol(data)
         self._check_issuer_unique(data)
+        self._check_tenants(data, allow_template)
         self._check_keys(data)
         self._check_role_mapping(data)
+        self._check_profile_fields(data)
         return data
+
+    def _check_tenants(self, data: dict[str, Any], allow_template: bool) -> None:
+        issuer = data.get("issuer") or ""
+        if entra.is_template(issuer):
+            if not allow_template:
+                # CFG-07: never a wildcard for a generic source.
+                self.add_error(
+                    "issuer", _("An issuer with {…} is a template; only the Entra ID preset accepts it.")
+                )
+            elif not (data.get("tenant_allowlist") or "").split():
+                self.add_error(
+                    "tenant_allowlist",
+                    _("A multi-tenant issuer needs the tenants allowed to sign in, or * for every tenant."),
+                )
+        tenants = (data.get("tenant_allowlist") or "").replace(",", " ").split()
+        if tenants != ["*"] and not all(entra.TENANT_ID.match(t.lower()) for t in tenants):
+            self.add_error("tenant_allowlist", _("Tenant ids (GUIDs), space-separated, or * alone."))
+
+    def _check_profile_fields(self, data: dict[str, Any]) -> None:
+        for name in (
+            "profile_subject_field",
+            "profile_email_field",
+            "profile_name_field",
+            "profile_email_verified_field",
+        ):
+            value = data.get(name) or ""
+            if (
+                any(c.isspace() for c in value)
+                or ".." in value
+                or value.startswith(".")
+                or value.endswith(".")
+            ):
+                self.add_error(name, _("A field name, or a dotted path such as data.id."))
 
     def _check_urls(self, data: dict[str, Any]) -> None:
         for field in URL_FIELDS:
@@ -148,6 +211,9 @@ class SourceForm(forms.ModelForm):
         for field in needed:
             if not data.get(field):
                 self.add_error(field, _("Required for this protocol (or give a well-known URL)."))
+        if protocol == Protocol.OAUTH1 and not data.get("client_secret"):
+            # HMAC-SHA1 signs with the consumer secret; without it any request could be forged.
+            self.add_error("client_secret", _("OAuth 1.0a needs the consumer secret."))
         if protocol == Protocol.OIDC:
             if not data.get("issuer"):
                 self.add_error("issuer", _("OpenID Connect needs the issuer (or a well-known URL)."))
@@ -204,3 +270,13 @@ class SourceForm(forms.ModelForm):
                 discovery.apply_metadata(self.instance, self.metadata)
             except SSOError as exc:
                 self.add_error("well_known_url", describe(exc))
+
+
+def instance_data(source: Source) -> dict[str, Any]:
+    """Return the form data that would save ``source`` unchanged (the secret left blank: kept)."""
+    data = model_to_dict(source, exclude=["id", "provider_metadata", "last_discovery_at"])
+    data["client_secret"] = ""
+    data["extra_authorize_params"] = json.dumps(data.get("extra_authorize_params") or {})
+    data["preset_options"] = json.dumps(data.get("preset_options") or {})
+    data["jwks"] = json.dumps(data["jwks"]) if data.get("jwks") else ""
+    return data

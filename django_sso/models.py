@@ -56,6 +56,24 @@ class Source(models.Model):
         blank=True,
         help_text=_("Defaults to “Sign in with <name>”."),
     )
+    button_icon = models.CharField(
+        _("button icon"),
+        max_length=50,
+        blank=True,
+        help_text=_("An icon name for the sign-in button (data-sso-icon), e.g. google or microsoft."),
+    )
+    preset = models.CharField(
+        _("preset"),
+        max_length=40,
+        blank=True,
+        help_text=_("The provider preset this source was made from; empty for a hand-made source."),
+    )
+    preset_options = models.JSONField(
+        _("preset options"),
+        default=dict,
+        blank=True,
+        help_text=_("What the preset asked for (domain, tenant, realm ...)."),
+    )
 
     client_id = models.CharField(_("client ID"), max_length=255)
     client_secret = EncryptedTextField(_("client secret"), blank=True)
@@ -122,6 +140,57 @@ class Source(models.Model):
         _("provider sends iss in the authorization response (RFC 9207)"), default=False
     )
     provider_metadata = models.JSONField(_("discovery document"), default=dict, blank=True)
+
+    profile_subject_field = models.CharField(
+        _("profile: subject field"),
+        max_length=100,
+        default="sub",
+        blank=True,
+        help_text=_(
+            "OAuth 2 and OAuth 1 sources: the profile field holding the provider's immutable user id "
+            "(a dotted path for nested fields, e.g. data.id; empty: sub). Never an e-mail or a "
+            "screen name."
+        ),
+    )
+    profile_email_field = models.CharField(
+        _("profile: e-mail field"), max_length=100, default="email", blank=True
+    )
+    profile_name_field = models.CharField(
+        _("profile: name field"), max_length=100, default="name", blank=True
+    )
+    profile_email_verified_field = models.CharField(
+        _("profile: e-mail verified field"),
+        max_length=100,
+        blank=True,
+        help_text=_("A field that is the JSON true when the e-mail is verified. Empty: never verified."),
+    )
+    emails_url = models.URLField(
+        _("e-mails URL"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "GitHub-style list of the user's addresses ([{email, primary, verified}]): the primary "
+            "verified one becomes the e-mail, counted as verified."
+        ),
+    )
+    tenant_allowlist = models.CharField(
+        _("allowed tenants"),
+        max_length=1000,
+        blank=True,
+        help_text=_(
+            "Microsoft Entra ID: tenant ids (tid) allowed to sign in, space-separated; * allows every "
+            "tenant. Required for the multi-tenant common/organizations endpoints."
+        ),
+    )
+    hosted_domain = models.CharField(
+        _("hosted domain"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Google Workspace: ID tokens must carry one of these hd values (space-separated). A single "
+            "domain is also sent as the hd parameter."
+        ),
+    )
     last_discovery_at = models.DateTimeField(_("last discovery"), null=True, blank=True)
 
     allow_signup = models.BooleanField(
@@ -305,8 +374,42 @@ class Source(models.Model):
         return _lines(self.superuser_values)
 
     @property
+    def tenant_list(self) -> list[str]:
+        return [t.lower() for t in _split(self.tenant_allowlist)]
+
+    @property
+    def hosted_domain_list(self) -> list[str]:
+        return [d.lower() for d in _split(self.hosted_domain)]
+
+    @property
     def is_oidc(self) -> bool:
         return self.protocol == Protocol.OIDC
+
+    @property
+    def is_oauth1(self) -> bool:
+        return self.protocol == Protocol.OAUTH1
+
+    def identity_subject(self, claims: dict[str, Any]) -> str:
+        """Return the key of a person at this source: ``sub``, or ``tid:sub`` for multi-tenant Entra."""
+        from django_sso.internal import entra
+
+        return entra.identity_subject(self, claims)
+
+    def client_credentials_token(
+        self,
+        *,
+        scope: str | list[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> str:
+        """Return an access token of this client itself (RFC 6749 4.4), for calling other APIs.
+
+        The token is cached in Django's cache, shared by every process, until shortly before it
+        expires. Raise :class:`~django_sso.exceptions.SSOError` when the provider refuses.
+        """
+        from django_sso.internal import client_credentials
+
+        return client_credentials.access_token(self, scope=scope, audience=audience, resource=resource)
 
     def cache_key(self, kind: str) -> str:
         """Return a cache key private to this source and its current configuration."""

@@ -5,9 +5,11 @@ Outcomes are overridable methods.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import auth
 from django.contrib.auth.decorators import login_required
@@ -24,7 +26,7 @@ from django.views.decorators.csrf import csrf_protect
 from django_sso import logout, sessions, signals, tokens
 from django_sso.app_settings import app_settings
 from django_sso.exceptions import ConfigurationError, SourceDisabled, SSOError
-from django_sso.internal import callback, oauth2, source_cache
+from django_sso.internal import callback, oauth1, oauth2, source_cache
 from django_sso.internal import flow as flows
 from django_sso.internal.redirects import safe_next
 from django_sso.internal.responses import HttpResponseSeeOther, no_store
@@ -33,8 +35,25 @@ from django_sso.models import Identity, Source
 logger = logging.getLogger("django_sso")
 
 #: Per-request authorization parameters a sign-in link may pass on (AZQ-01: nothing else).
-PASS_THROUGH_PARAMS = ("login_hint", "prompt", "max_age", "acr_values", "ui_locales")
-ALLOWED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+#: ``audience`` (Auth0), ``resource`` (RFC 8707), ``organization``/``org_id`` (Auth0, Okta
+#: organizations), ``domain_hint`` (Entra) choose what the provider does, never where it answers.
+PASS_THROUGH_PARAMS = (
+    "login_hint",
+    "prompt",
+    "max_age",
+    "acr_values",
+    "ui_locales",
+    "claims",
+    "resource",
+    "audience",
+    "organization",
+    "org_id",
+    "domain_hint",
+)
+ALLOWED_PROMPTS = frozenset({"none", "login", "consent", "select_account", "create"})
+MAX_PARAM_LENGTH = 256
+#: The claims request (OIDC Core 5.5) is a JSON object; it may be longer than the other values.
+MAX_CLAIMS_LENGTH = 2048
 
 
 def redirect_uri(source: Source) -> str:
@@ -80,6 +99,25 @@ def _enabled_source(slug: str) -> Source:
     return source
 
 
+def _claims_request(value: str) -> str | None:
+    """Return a claims request (OIDC Core 5.5) re-serialised compactly, or None if malformed."""
+    if len(value) > MAX_CLAIMS_LENGTH:
+        return None
+    try:
+        claims = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(claims, dict) or not set(claims) <= {"userinfo", "id_token"}:
+        return None
+    return json.dumps(claims, separators=(",", ":"))
+
+
+def _is_resource_indicator(value: str) -> bool:
+    """RFC 8707 2: an absolute URI without a fragment."""
+    parts = urlsplit(value)
+    return bool(parts.scheme) and bool(parts.netloc or parts.path) and "#" not in value
+
+
 @method_decorator(never_cache, name="dispatch")
 class LoginView(SSOErrorMixin, View):
     """``/sso/<slug>/login/``: a CSRF-protected POST starts the flow; a GET asks first (ACC-06)."""
@@ -108,13 +146,24 @@ class LoginView(SSOErrorMixin, View):
         return self.start(request, source, params)
 
     def authorization_params(self, params: Any) -> dict[str, str]:
-        """Return the per-request parameters to pass on; never scope, redirect_uri or the like."""
+        """Return the per-request parameters to pass on; never scope, redirect_uri or the like.
+
+        A value that is not well-formed is dropped, not passed on half-right.
+        """
         extra = {k: params[k] for k in PASS_THROUGH_PARAMS if params.get(k)}
         if "prompt" in extra and not set(extra["prompt"].split()) <= ALLOWED_PROMPTS:
             del extra["prompt"]
         if "max_age" in extra and not extra["max_age"].isdigit():
             del extra["max_age"]
-        return {k: v[:256] for k, v in extra.items()}
+        if "claims" in extra:
+            claims = _claims_request(extra["claims"])
+            if claims is None:
+                del extra["claims"]
+            else:
+                extra["claims"] = claims
+        if "resource" in extra and not _is_resource_indicator(extra["resource"]):
+            del extra["resource"]
+        return {k: v if k == "claims" else v[:MAX_PARAM_LENGTH] for k, v in extra.items()}
 
     def start(self, request: HttpRequest, source: Source, params: Any) -> HttpResponse:
         """Create the flow and redirect to the provider."""
@@ -128,7 +177,10 @@ class LoginView(SSOErrorMixin, View):
                 next_url=safe_next(request, params.get("next")) or "",
                 max_age=int(extra["max_age"]) if "max_age" in extra else None,
             )
-            url = oauth2.authorization_url(source, flow, extra)
+            if source.is_oauth1:
+                url = oauth1.authorization_url(source, flow)
+            else:
+                url = oauth2.authorization_url(source, flow, extra)
         except SSOError as exc:
             return self.login_failure(request, exc, source)
         flows.save(request, flow)

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django_sso.exceptions import AuthorizationDenied, CallbackError, ProviderError
+from django_sso.exceptions import AuthorizationDenied, CallbackError, ProviderError, SessionExpired
+from django_sso.internal import entra, id_token, oauth1, oauth2, profile, userinfo
 from django_sso.internal import flow as flows
-from django_sso.internal import id_token, oauth2, userinfo
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -52,6 +52,11 @@ def check_iss_parameter(source: Source, flow: Flow, params: dict[str, str]) -> N
         if source.iss_parameter_supported:
             raise CallbackError("sso.callback.iss_missing")
         return
+    if entra.is_template(flow.issuer) and entra.accepts_template(source):
+        # CFG-07: the tenant is known only from the ID token, whose iss must then equal this one.
+        if not entra.fits_template(flow.issuer, iss):
+            raise CallbackError("sso.callback.iss_mismatch")
+        return
     if iss != flow.issuer:
         raise CallbackError("sso.callback.iss_mismatch")
 
@@ -61,6 +66,8 @@ def complete(request: HttpRequest, source: Source) -> Completed:
 
     Raise an :class:`~django_sso.exceptions.SSOError`; the flow is consumed either way.
     """
+    if source.is_oauth1:
+        return complete_oauth1(request, source)
     state = request.GET.getlist("state")
     if len(state) > 1:
         # AZR-07 (RFC 6749 3.1: parameters must not repeat): no way to tell which flow is meant.
@@ -78,20 +85,48 @@ def complete(request: HttpRequest, source: Source) -> Completed:
     if not code:
         raise CallbackError("sso.callback.no_code")
     token = oauth2.exchange_code(source, flow, code)
-    return Completed(flow=flow, claims=claims_from(source, flow, token), token=token)
+    claims = claims_from(source, flow, token)
+    if "iss" in params and source.is_oidc and params["iss"] != claims["iss"]:
+        raise CallbackError("sso.callback.iss_mismatch")
+    return Completed(flow=flow, claims=claims, token=token)
+
+
+def complete_oauth1(request: HttpRequest, source: Source) -> Completed:
+    """OAuth 1.0a callback: the session-bound temporary token and a verifier, or nothing (OA1-02)."""
+    tokens = request.GET.getlist("oauth_token") or request.GET.getlist("denied")
+    if len(tokens) > 1:
+        raise CallbackError("sso.callback.duplicate_param", "oauth_token")
+    if not tokens:
+        if "error" in request.GET:
+            raise AuthorizationDenied("sso.authorize.access_denied")
+        raise CallbackError("sso.oauth1.no_token")
+    try:
+        # Constant-time lookup in this session only; taking the flow deletes it (single use).
+        flow = flows.take(request, tokens[0])
+    except SessionExpired as exc:
+        if exc.code == "sso.state.unknown":
+            raise SessionExpired("sso.oauth1.unknown_token") from exc
+        raise
+    params = single_params(request)
+    if flow.source_id != source.pk:
+        raise CallbackError("sso.callback.source_mismatch")
+    if "denied" in params or "error" in params:
+        raise AuthorizationDenied("sso.authorize.access_denied")
+    verifier = params.get("oauth_verifier")
+    if not verifier:
+        raise CallbackError("sso.oauth1.no_verifier")
+    token, claims = oauth1.finish(source, flow, verifier)
+    return Completed(flow=flow, claims=claims, token=token)
 
 
 def claims_from(source: Source, flow: Flow, token: dict[str, Any]) -> dict[str, Any]:
-    """Return the validated claims for a token response: ID token first, then UserInfo."""
+    """Return the validated claims for a token response: ID token first, then UserInfo.
+
+    A plain OAuth 2 source has no ID token: its claims come from the profile URL.
+    """
     access_token = token["access_token"]
     if not source.is_oidc:
-        profile = userinfo.fetch(source, access_token, expected_sub=None)
-        subject = profile.get("sub", profile.get("id"))
-        if isinstance(subject, int) and not isinstance(subject, bool):
-            subject = str(subject)
-        profile["sub"] = subject
-        id_token.check_subject(profile, kind="sso.profile")
-        return profile
+        return profile.fetch_claims(source, profile.BearerAuth(access_token))
     raw = token.get("id_token")
     if not isinstance(raw, str):
         raise ProviderError("sso.token.no_id_token")

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from django.utils import timezone
 
 from django_sso.exceptions import ConfigurationError
+from django_sso.internal import entra
 from django_sso.internal.http import check_url, request_json
 
 if TYPE_CHECKING:
@@ -48,15 +49,19 @@ def expected_issuer(well_known_url: str) -> str:
     return well_known_url[: -len(WELL_KNOWN_SUFFIX)]
 
 
-def fetch_metadata(well_known_url: str) -> dict[str, Any]:
+def fetch_metadata(well_known_url: str, *, allow_tenant_template: bool = False) -> dict[str, Any]:
     """Fetch and validate a discovery document; return it.
 
     Raise :class:`ConfigurationError` or :class:`ProviderError` with a code that says why:
     the issuer does not match the URL exactly (CFG-01; no normalisation of case, ports or
     slashes, but for the one at the host root), an endpoint is not https or points at a private
-    address (CFG-03), a required field is missing, or the fetch failed.
+    address (CFG-03), a required field is missing, or the fetch failed. An issuer with a
+    ``{...}`` placeholder is refused (CFG-07) unless ``allow_tenant_template`` (the Entra preset),
+    and then only in the shape :func:`entra.discovery_issuer_matches` allows.
     """
     issuer = expected_issuer(well_known_url)
+    if entra.is_template(issuer) and not allow_tenant_template:
+        raise ConfigurationError("sso.discovery.issuer_template", "the well-known URL holds a placeholder")
     check_url(well_known_url, resolve=True)
     metadata = request_json("GET", well_known_url, headers={"Accept": "application/json"})
     found = metadata.get("issuer")
@@ -64,7 +69,15 @@ def fetch_metadata(well_known_url: str) -> dict[str, Any]:
     # empty path and "/" are the same URL (RFC 3986 6.2.3), so there either spelling matches
     # (Auth0's issuers end with "/") and is stored exactly as returned; a path gets no leeway.
     accepted = {issuer, issuer + "/"} if not urlsplit(issuer).path else {issuer}
-    if not isinstance(found, str) or found not in accepted:
+    if isinstance(found, str) and entra.is_template(found) and not allow_tenant_template:
+        # CFG-07: a literal {tenantid} is never a wildcard for a generic provider.
+        raise ConfigurationError(
+            "sso.discovery.issuer_template", f"issuer {found!r} is a template, not an issuer"
+        )
+    tenant_issuer = allow_tenant_template and isinstance(found, str)
+    if not isinstance(found, str) or (
+        found not in accepted and not (tenant_issuer and entra.discovery_issuer_matches(issuer, found))
+    ):
         raise ConfigurationError(
             "sso.discovery.issuer_mismatch", f"issuer {found!r} does not match {issuer!r}"
         )
@@ -113,7 +126,7 @@ def refresh(source: Source) -> None:
     should save (disabling), so an operator sees why.
     """
     try:
-        metadata = fetch_metadata(source.well_known_url)
+        metadata = fetch_metadata(source.well_known_url, allow_tenant_template=entra.accepts_template(source))
     except ConfigurationError as exc:
         if exc.code == "sso.discovery.issuer_mismatch" and source.issuer:
             source.enabled = False

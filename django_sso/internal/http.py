@@ -128,15 +128,20 @@ def request_json(
     return parse_json_object(response)
 
 
-def parse_json_object(response: requests.Response) -> dict[str, Any]:
-    """Return the response body as a JSON object, or raise :class:`ProviderError`."""
+def parse_json(response: requests.Response) -> Any:
+    """Return the response body as JSON (any value), or raise :class:`ProviderError`."""
     content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type and not (content_type == "application/json" or content_type.endswith("+json")):
         raise ProviderError("sso.http.not_json", f"content type {content_type!r}")
     try:
-        data = json.loads(response.content)
+        return json.loads(response.content)
     except ValueError as exc:
         raise ProviderError("sso.http.not_json", "body is not JSON") from exc
+
+
+def parse_json_object(response: requests.Response) -> dict[str, Any]:
+    """Return the response body as a JSON object, or raise :class:`ProviderError`."""
+    data = parse_json(response)
     if not isinstance(data, dict):
         raise ProviderError("sso.http.not_json", "body is not a JSON object")
     return data

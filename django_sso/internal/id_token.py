@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from django_sso.app_settings import app_settings
 from django_sso.exceptions import TokenValidationError
-from django_sso.internal import jws
+from django_sso.internal import entra, jws
 
 if TYPE_CHECKING:
     from django_sso.models import Source
@@ -55,20 +55,31 @@ def validate(
     """Return the claims of a valid ID token, or raise :class:`TokenValidationError`.
 
     ``issuer`` and ``nonce`` come from the flow record only; no claim can switch a check off.
+    An Entra multi-tenant issuer template is completed with the token's own ``tid`` and then
+    compared exactly, and the tenant must be allowed (CFG-07).
     """
+    template = entra.is_template(issuer)
+    if template and not entra.accepts_template(source):
+        raise TokenValidationError(f"{KIND}.iss_mismatch", "a templated issuer on a generic source")
     header, claims = jws.decode(
         source,
         token,
         kind=KIND,
         audience=source.client_id,
-        issuer=issuer,
+        issuer=None if template else issuer,
         algorithms=allowed_algorithms(source),
         required=("exp", "iat", "iss", "aud", "sub"),
     )
+    if template and claims["iss"] != entra.expected_issuer(issuer, claims, KIND):
+        raise TokenValidationError(f"{KIND}.iss_mismatch", "iss is not the template with the token's tid")
     if jws.typ_of(header, KIND) in FOREIGN_TYPES or "events" in claims:
         raise TokenValidationError(f"{KIND}.wrong_type", "not an ID token")
     check_subject(claims)
     check_audience(source, claims)
+    entra.check_tenant(source, claims, KIND)
+    if template:
+        entra.identity_subject(source, claims)
+    _check_hosted_domain(source, claims)
     now = time.time() if now is None else now
     leeway = app_settings.LEEWAY
     # OIDC Core 3.1.3.7 step 10: refuse tokens issued too long ago.
@@ -141,3 +152,16 @@ def validate_refreshed(
 
 def _as_set(aud: Any) -> set[str]:
     return {aud} if isinstance(aud, str) else set(aud or [])
+
+
+def _check_hosted_domain(source: Source, claims: dict[str, Any]) -> None:
+    """Google Workspace: the ``hd`` claim must name an allowed domain.
+
+    Sending ``hd`` in the request only filters Google's account chooser; anyone can edit the URL,
+    so the token itself decides (Google's OpenID Connect guide, "hd" parameter).
+    """
+    domains = source.hosted_domain_list
+    if domains:
+        hd = claims.get("hd")
+        if not isinstance(hd, str) or hd.lower() not in domains:
+            raise TokenValidationError(f"{KIND}.hd_mismatch", f"hd {str(hd)[:64]!r}")

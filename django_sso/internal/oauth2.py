@@ -36,6 +36,11 @@ RESERVED_PARAMS = frozenset(
         "response_mode",
         "request",
         "request_uri",
+        "code_verifier",
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+        "grant_type",
     }
 )
 
@@ -91,6 +96,10 @@ def authorization_url(source: Source, flow: Flow, extra: dict[str, str]) -> str:
     params = {k: v for k, v in {**source.extra_authorize_params, **extra}.items() if k not in RESERVED_PARAMS}
     if source.is_oidc:
         params["nonce"] = flow.nonce
+    domains = source.hosted_domain_list
+    if len(domains) == 1:
+        # Google: preselect the Workspace domain; the ID token's hd claim is what is checked.
+        params["hd"] = domains[0]
     url, _ = client_for(source, flow).create_authorization_url(
         source.authorization_url,
         state=flow.state,
@@ -108,7 +117,7 @@ def exchange_code(source: Source, flow: Flow, code: str) -> dict[str, Any]:
     """
     extra = {"code_verifier": flow.code_verifier} if source.use_pkce else {}
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": flow.redirect_uri, **extra}
-    return _token_request(source, data, requested_scopes(source))
+    return token_request(source, data, requested_scopes(source))
 
 
 def refresh(source: Source, refresh_token: str, scopes: list[str]) -> dict[str, Any]:
@@ -121,10 +130,15 @@ def refresh(source: Source, refresh_token: str, scopes: list[str]) -> dict[str, 
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     if scopes:
         data["scope"] = " ".join(scopes)
-    return _token_request(source, data, scopes)
+    return token_request(source, data, scopes)
 
 
-def _token_request(source: Source, data: dict[str, str], requested: list[str]) -> dict[str, Any]:
+def token_request(source: Source, data: dict[str, str], requested: list[str]) -> dict[str, Any]:
+    """POST ``data`` to the source's token endpoint with its client authentication.
+
+    Return the validated, normalised token response (see :func:`read_token_response`); used for
+    every grant: the code, refresh and client credentials.
+    """
     check_url(source.token_url)
     try:
         response = pooled_session().post(

@@ -1,8 +1,9 @@
 """``manage.py sso_source``: the scriptable twin of the Source admin.
 
     sso_source create --slug SLUG --name NAME (--well-known URL | --authorization-url ... ) ...
+    sso_source create --slug SLUG --preset okta --preset-option domain=example.okta.com ...
     sso_source update SLUG [same options]
-    sso_source list | refresh SLUG | delete SLUG
+    sso_source list | presets | refresh SLUG | delete SLUG
 
 Role mapping: ``--permission-prefix app:`` turns scope permissions on; ``--map-group VALUE=GROUP``
 (repeatable) replaces the source's group mapping rows, creating missing groups.
@@ -17,14 +18,16 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.forms.models import model_to_dict
 
+from django_sso import presets
 from django_sso.exceptions import SSOError
-from django_sso.forms import SourceForm, describe
+from django_sso.forms import SourceForm, describe, instance_data
 from django_sso.internal import discovery
 from django_sso.models import GroupMapping, Source
+from django_sso.presets.form import preset_data
 
 #: Option dest -> Source field, for plain values.
 VALUE_OPTIONS = {
@@ -41,6 +44,14 @@ VALUE_OPTIONS = {
     "jwks_url": "jwks_url",
     "end_session_url": "end_session_url",
     "request_token_url": "request_token_url",
+    "emails_url": "emails_url",
+    "profile_subject_field": "profile_subject_field",
+    "profile_email_field": "profile_email_field",
+    "profile_name_field": "profile_name_field",
+    "profile_email_verified_field": "profile_email_verified_field",
+    "tenant_allowlist": "tenant_allowlist",
+    "hosted_domain": "hosted_domain",
+    "button_icon": "button_icon",
     "scopes": "scopes",
     "token_auth_method": "token_endpoint_auth_method",
     "algorithms": "signing_algorithms",
@@ -79,8 +90,14 @@ def _add_source_options(parser: ArgumentParser) -> None:
     parser.add_argument("--client-secret", dest="client_secret")
     parser.add_argument("--well-known", dest="well_known", help=".../.well-known/openid-configuration")
     parser.add_argument("--issuer")
-    for name in ("authorization", "token", "userinfo", "jwks", "end-session", "request-token"):
+    for name in ("authorization", "token", "userinfo", "jwks", "end-session", "request-token", "emails"):
         parser.add_argument(f"--{name}-url", dest=f"{name.replace('-', '_')}_url")
+    for name in ("subject", "email", "name", "email-verified"):
+        field = f"profile_{name.replace('-', '_')}_field"
+        parser.add_argument(f"--profile-{name}-field", dest=field, help=f"Set {field} (OAuth 2/1 sources).")
+    parser.add_argument("--tenant-allowlist", help="Entra ID: allowed tenant ids, or *.")
+    parser.add_argument("--hosted-domain", help="Google: required hd value(s).")
+    parser.add_argument("--button-icon")
     parser.add_argument("--jwks-file", dest="jwks_file", help="A JSON file holding the provider's JWKS.")
     parser.add_argument("--scopes", help='Space-separated, e.g. "openid email profile".')
     parser.add_argument("--token-auth-method", choices=["client_secret_basic", "client_secret_post"])
@@ -160,6 +177,15 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         create = sub.add_parser("create", help="Add a source.")
         create.add_argument("--slug", required=True)
+        create.add_argument("--preset", choices=[name for name, _ in presets.choices()])
+        create.add_argument(
+            "--preset-option",
+            dest="preset_options",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="An answer to the preset (repeatable); see `sso_source presets`.",
+        )
         _add_source_options(create)
         update = sub.add_parser("update", help="Change a source.")
         update.add_argument("slug")
@@ -167,6 +193,7 @@ class Command(BaseCommand):
         update.add_argument("--refetch", action="store_true", help="Fetch the well-known URL again.")
         _add_source_options(update)
         sub.add_parser("list", help="List sources.")
+        sub.add_parser("presets", help="List the presets and what each asks for.")
         for action in ("refresh", "delete"):
             sub.add_parser(action, help=f"{action.title()} a source.").add_argument("slug")
 
@@ -174,8 +201,12 @@ class Command(BaseCommand):
         action = options["action"]
         if action == "list":
             return self.list_sources()
+        if action == "presets":
+            return self.list_presets()
         if action == "create":
             options["new_slug"] = options.pop("slug")
+            if options.get("preset"):
+                return self.create_from_preset(options)
             return self.save(Source(), options)
         source = Source.objects.filter(slug=options["slug"]).first()
         if source is None:
@@ -195,6 +226,38 @@ class Command(BaseCommand):
                 f"{source.slug}\t{source.protocol}\t{state}\t{source.issuer or '-'}\t{source.name}"
             )
 
+    def list_presets(self) -> None:
+        for preset in presets.PRESETS.values():
+            asks = " ".join(
+                f"{o.name}{'' if o.required and not o.default else '?'}"
+                + (f"={o.default}" if o.default else "")
+                for o in preset.options
+            )
+            self.stdout.write(f"{preset.name}\t{preset.label}\t{asks or '-'}")
+
+    def create_from_preset(self, options: dict[str, Any]) -> None:
+        preset = presets.get(options["preset"])
+        assert preset is not None  # argparse checked the name
+        raw: dict[str, str] = {}
+        for item in options["preset_options"]:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise CommandError(f"--preset-option takes KEY=VALUE, got {item!r}")
+            raw[key] = value
+        try:
+            cleaned = preset.clean_options(raw)
+        except ValidationError as exc:
+            name, messages = next(iter(getattr(exc, "message_dict", {"preset": exc.messages}).items()))
+            raise CommandError(f"preset option {name}: {messages[0]}") from exc
+        common = {
+            "name": options.get("name") or str(preset.label),
+            "slug": options["new_slug"],
+            "client_id": options.get("client_id") or "",
+            "client_secret": options.get("client_secret") or "",
+        }
+        # The other options apply on top of what the preset filled, as for any new source.
+        self.save(Source(), options, data=preset_data(preset, cleaned, common))
+
     def refresh(self, source: Source) -> None:
         if not source.well_known_url:
             raise CommandError(f"{source.slug} has no well-known URL")
@@ -207,11 +270,8 @@ class Command(BaseCommand):
         source.save()
         self.stdout.write(f"refreshed {source.slug}: issuer {source.issuer}")
 
-    def save(self, source: Source, options: dict[str, Any]) -> None:
-        data = model_to_dict(source, exclude=["id", "provider_metadata", "last_discovery_at"])
-        data["client_secret"] = ""
-        data["extra_authorize_params"] = json.dumps(data.get("extra_authorize_params") or {})
-        data["jwks"] = json.dumps(data["jwks"]) if data.get("jwks") else ""
+    def save(self, source: Source, options: dict[str, Any], data: dict[str, Any] | None = None) -> None:
+        data = instance_data(source) if data is None else data
         for dest, field in {**VALUE_OPTIONS, **FLAG_OPTIONS}.items():
             if options.get(dest) is not None:
                 data[field] = options[dest]
