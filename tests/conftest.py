@@ -287,3 +287,74 @@ def real_sign_in(client: Client, oidc_provider: Any) -> Any:
         return SignIn(start, start["Location"], callback_url, response)
 
     return run
+
+
+# ---- a real OAuth 1.0a provider on loopback (Authlib's server side) -----------------------
+
+
+@pytest.fixture(scope="session")
+def oauth1_server() -> Any:
+    """One OAuth 1.0a provider per test session (see tests/support/oauth1_provider.py)."""
+    from tests.support.oauth1_provider import OAuth1Provider
+
+    with OAuth1Provider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def oauth1_provider(oauth1_server: Any) -> Any:
+    """The OAuth 1.0a provider with its knobs and recorder reset."""
+    oauth1_server.reset()
+    yield oauth1_server
+    oauth1_server.reset()
+
+
+def make_oauth1_source(provider: Any, slug: str = "tw", **fields: Any) -> Source:
+    from tests.support.oauth1_provider import CONSUMER_KEY, CONSUMER_SECRET, PROFILE_PATH
+
+    values: dict[str, Any] = {
+        "name": "Tweeter",
+        "slug": slug,
+        "protocol": "oauth1",
+        "client_id": CONSUMER_KEY,
+        "client_secret": CONSUMER_SECRET,
+        "request_token_url": provider.url("/oauth/request_token"),
+        "authorization_url": provider.url("/oauth/authorize"),
+        "token_url": provider.url("/oauth/access_token"),
+        "userinfo_url": provider.url(PROFILE_PATH),
+        "scopes": "",
+        "profile_subject_field": "user_id",
+        "profile_email_field": "email",
+        "profile_name_field": "name",
+    }
+    values.update(fields)
+    return Source.objects.create(**values)
+
+
+@pytest.fixture
+def oauth1_source(db: Any, oauth1_provider: Any) -> Source:
+    return make_oauth1_source(oauth1_provider)
+
+
+@pytest.fixture
+def oauth1_sign_in(client: Client, oauth1_provider: Any) -> Any:
+    """Drive an OAuth 1.0a sign-in: POST login, consent at the provider, feed the redirect back."""
+
+    def run(
+        slug: str = "tw",
+        *,
+        login: str | None = "alice",
+        browser: Client | None = None,
+        tamper: Any = None,
+    ) -> SignIn:
+        browser = browser or client
+        start = browser.post(f"/sso/{slug}/login/")
+        assert start.status_code == 302, start.content
+        callback_url = oauth1_provider.authorize(start["Location"], login)
+        if tamper is not None:
+            callback_url = tamper(callback_url)
+        path = urlsplit(callback_url)
+        response = browser.get(f"{path.path}?{path.query}" if path.query else path.path)
+        return SignIn(start, start["Location"], callback_url, response)
+
+    return run
