@@ -28,7 +28,7 @@ def option_field(option: Option) -> forms.Field:
         return forms.ChoiceField(
             label=option.label,
             help_text=option.help_text,
-            required=option.required,
+            required=option.required and not option.default,
             choices=option.choices,
             initial=option.default,
         )
