@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -93,8 +94,9 @@ def access_token(
         now = time.time()
         response = oauth2.token_request(source, data, scopes)
         lifetime = response["expires_at"] - now
-        ttl = int(lifetime - _margin(lifetime))
-        if ttl > 0:
-            record = {"access_token": response["access_token"], "use_until": now + ttl}
-            caches[app_settings.CACHE_ALIAS].set(key, crypto.encrypt(json.dumps(record)), ttl)
+        use_until = response["expires_at"] - _margin(lifetime)
+        if use_until > now:
+            record = {"access_token": response["access_token"], "use_until": use_until}
+            timeout = math.ceil(use_until - now)
+            caches[app_settings.CACHE_ALIAS].set(key, crypto.encrypt(json.dumps(record)), timeout)
         return response["access_token"]
