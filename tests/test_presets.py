@@ -188,6 +188,7 @@ def test_the_cleaned_answers_are_stored_with_the_source(admin_client, network):
     assert source.preset_options == {"domain": "example.okta.com", "authorization_server": "default"}
     assert source.scopes == "openid email profile"
     assert source.label == "Sign in with Okta"
+    assert source.groups_claim == "groups"
 
 
 def test_google_workspace_fills_the_hosted_domain(admin_client, network):
@@ -215,6 +216,9 @@ def test_auth0_sends_the_audience(admin_client, network):
     source = Source.objects.get()
     assert source.issuer == "https://example.us.auth0.com/"
     assert source.extra_authorize_params == {"audience": "https://api.example.com"}
+    # RBAC permissions are in the JWT access token for that API.
+    assert source.permission_claim == "permissions"
+    assert source.access_token_audience == "https://api.example.com"
 
 
 @pytest.mark.parametrize(
@@ -641,3 +645,87 @@ def test_option_defaults_apply():
         == "realm"
     )
     assert Option("x", "X").required
+
+
+# ---- where each provider puts roles, read by the role mapping -------------------------------
+
+KEYCLOAK_ROLES = {
+    "realm_access": {"roles": ["app:shop.manage_orders", "offline_access", "uma_authorization"]},
+    "resource_access": {
+        "shop.web": {"roles": ["app:shop.manage_users"]},
+        "account": {"roles": ["app:shop.manage_orders", "manage-account"]},
+    },
+    "groups": ["/staff"],
+}
+
+
+@pytest.fixture
+def keycloak(network):
+    # A client id with a dot: its roles live at resource_access."shop.web".roles.
+    provider = FakeOP("https://sso.example.com/realms/acme", client_id="shop.web")
+    network.ops.append(provider)
+    return provider
+
+
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [("realm", {"shop.manage_orders"}), ("client", {"shop.manage_users"})],
+)
+def test_keycloak_realm_or_client_roles_become_permissions(
+    admin_client, client, keycloak, sign_in, django_user_model, roles, expected
+):
+    response = add_from_preset(
+        admin_client,
+        "keycloak",
+        {"base_url": "https://sso.example.com", "realm": "acme", "roles": roles},
+        slug="honest",
+        client_id="shop.web",
+        client_secret=CLIENT_SECRET,
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    source = Source.objects.get(slug="honest")
+    assert source.groups_claim == "groups"
+    source.permission_prefix = "app:"
+    source.save()
+    keycloak.scenario["id_token"] = KEYCLOAK_ROLES
+    assert sign_in(provider=keycloak).response.status_code == 303
+    user = django_user_model.objects.get(sso_identities__source=source)
+    granted = {f"{p.content_type.app_label}.{p.codename}" for p in user.user_permissions.all()}
+    assert granted == expected
+
+
+def test_entra_app_roles_and_groups_are_where_the_preset_says(
+    admin_client, client, network, sign_in, django_user_model
+):
+    from django.contrib.auth.models import Group
+
+    from django_sso.models import GroupMapping
+
+    provider = FakeOP(f"{MS}/{TENANT}/v2.0")
+    provider.scenario["discovery"] = {"authorization_response_iss_parameter_supported": False}
+    provider.scenario["authorize"] = {"iss": None}
+    provider.scenario["id_token"] = {
+        "tid": TENANT,
+        "roles": ["Orders.Manage"],
+        "groups": ["6f0e1b2c-0000-4000-8000-000000000001"],
+    }
+    network.ops.append(provider)
+    response = add_from_preset(
+        admin_client,
+        "entra",
+        {"tenant": TENANT},
+        slug="honest",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    source = Source.objects.get(slug="honest")
+    assert (source.permission_claim, source.groups_claim) == ("roles", "groups")
+    source.staff_values = "Orders.Manage"
+    source.save()
+    buyers = Group.objects.create(name="Buyers")
+    GroupMapping.objects.create(source=source, value="6f0e1b2c-0000-4000-8000-000000000001", group=buyers)
+    assert sign_in(provider=provider).response.status_code == 303
+    user = django_user_model.objects.get(sso_identities__source=source)
+    assert user.is_staff
+    assert list(user.groups.all()) == [buyers]

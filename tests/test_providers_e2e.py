@@ -92,8 +92,8 @@ def plain_source(oidc_provider: Any, **overrides: Any) -> Source:
     form = SourceForm(data=data)
     assert form.is_valid(), form.errors
     source = form.save()
-    Source.objects.filter(pk=source.pk).update(iss_parameter_supported=True)
-    source.refresh_from_db()
+    source.iss_parameter_supported = True
+    source.save()
     return source
 
 

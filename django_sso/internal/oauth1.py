@@ -25,7 +25,7 @@ from authlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_HEADER
 
 from django_sso.exceptions import ProviderError
 from django_sso.internal import profile
-from django_sso.internal.http import check_url, new_session
+from django_sso.internal.http import check_url, pooled_session
 
 if TYPE_CHECKING:
     from django_sso.internal.flow import Flow
@@ -51,7 +51,7 @@ def _credentials(source: Source, url: str, auth: OAuth1Auth, step: str) -> dict[
     """POST a signed request for credentials; return the answer's parameters."""
     check_url(url)
     try:
-        response = new_session().post(url, auth=auth)
+        response = pooled_session().post(url, auth=auth)
     except requests.Timeout as exc:
         raise ProviderError(f"{KIND}.{step}.timeout") from exc
     except requests.RequestException as exc:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from django_sso.exceptions import ProviderError, TokenValidationError
-from django_sso.internal.http import check_url, new_session, parse_json
+from django_sso.internal import grants
+from django_sso.internal.http import check_url, parse_json, pooled_session
 
 if TYPE_CHECKING:
     from django_sso.models import Source
@@ -38,14 +39,11 @@ class BearerAuth(requests.auth.AuthBase):
 
 
 def lookup(data: Any, path: str) -> Any:
-    """Return the value at a dotted ``path`` in nested JSON objects, or None."""
+    """Return the value at a dotted ``path`` (as the role mapping reads claims), or None."""
     if not path:
         return None
-    for part in path.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
+    found = grants.lookup(data, path)
+    return None if found is grants.MISSING else found
 
 
 def subject_of(value: Any) -> str:
@@ -66,7 +64,7 @@ def fetch(url: str, auth: requests.auth.AuthBase) -> Any:
     """GET a provider URL with ``auth`` and return its JSON body (an object or a list)."""
     check_url(url)
     try:
-        response = new_session().get(url, auth=auth, headers={"Accept": "application/json"})
+        response = pooled_session().get(url, auth=auth, headers={"Accept": "application/json"})
     except requests.Timeout as exc:
         raise ProviderError(f"{KIND}.timeout") from exc
     except requests.RequestException as exc:

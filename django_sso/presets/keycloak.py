@@ -1,8 +1,9 @@
 """Keycloak: a server URL and a realm; roles from the realm or from this client.
 
 Keycloak writes realm roles to ``realm_access.roles`` and client roles to
-``resource_access.<client id>.roles`` (in the ID token when the "roles" client scope's mappers
-have "Add to ID token" on).
+``resource_access.<client id>.roles`` (a client id with dots works: claim paths match the longest
+key). They are in the ID token when the "roles" client scope's mappers have "Add to ID token"
+on; otherwise set the source's access token audience to read them from the access token.
 """
 
 from __future__ import annotations
