@@ -214,6 +214,8 @@ class SourceForm(forms.ModelForm):
         if protocol == Protocol.OAUTH1 and not data.get("client_secret"):
             # HMAC-SHA1 signs with the consumer secret; without it any request could be forged.
             self.add_error("client_secret", _("OAuth 1.0a needs the consumer secret."))
+        if protocol == Protocol.OAUTH1 and data.get("keep_refresh_token"):
+            self.add_error("keep_refresh_token", _("OAuth 1.0a has no refresh tokens."))
         if protocol == Protocol.OIDC:
             if not data.get("issuer"):
                 self.add_error("issuer", _("OpenID Connect needs the issuer (or a well-known URL)."))

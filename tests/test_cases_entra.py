@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from django_sso.exceptions import ConfigurationError
 from django_sso.forms import SourceForm
 from django_sso.internal import discovery
 from django_sso.models import Identity, Source
@@ -311,3 +312,20 @@ def test_cfg_07_refreshing_an_entra_source_keeps_the_template(admin_client, entr
     discovery.refresh(source)
     assert source.issuer == TEMPLATE
     assert source.enabled
+
+
+@pytest.mark.case("CFG-07")
+def test_cfg_07_a_domain_tenant_whose_id_changes_is_disabled_on_refresh(admin_client, network):
+    # contoso.onmicrosoft.com answers with its tenant id as issuer; a later answer naming another
+    # tenant id is an issuer change (CFG-04), not something to adopt.
+    provider = FakeOP(f"{AUTHORITY}/contoso.onmicrosoft.com/v2.0")
+    provider.scenario["discovery"] = {"issuer": tenant_issuer(HOME)}
+    network.ops.append(provider)
+    source = entra_source(admin_client, tenants="", tenant="contoso.onmicrosoft.com")
+    assert source.issuer == tenant_issuer(HOME)
+    provider.scenario["discovery"] = {"issuer": tenant_issuer(ATTACKER)}
+    with pytest.raises(ConfigurationError) as caught:
+        discovery.refresh(source)
+    assert caught.value.code == "sso.discovery.issuer_changed"
+    assert source.enabled is False
+    assert source.issuer == tenant_issuer(HOME)

@@ -176,6 +176,7 @@ def test_the_form_saves_an_oauth1_source_that_signs_in(db, oauth1_provider, oaut
         ("authorization_url", ""),
         ("token_url", ""),
         ("userinfo_url", ""),
+        ("keep_refresh_token", True),
     ],
 )
 def test_the_form_requires_what_oauth1_needs(db, oauth1_provider, field, value):

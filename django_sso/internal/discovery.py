@@ -132,6 +132,13 @@ def refresh(source: Source) -> None:
             source.enabled = False
             raise ConfigurationError("sso.discovery.issuer_changed", exc.detail) from exc
         raise
+    if source.issuer and metadata["issuer"] != source.issuer:
+        # The URL pins the issuer of a generic source; an Entra tenant named by domain answers
+        # with its tenant id, so compare with what was stored as well.
+        source.enabled = False
+        raise ConfigurationError(
+            "sso.discovery.issuer_changed", f"issuer {metadata['issuer']!r} is not {source.issuer!r}"
+        )
     moved = endpoint_origin_changes(source, metadata)
     if moved:
         raise ConfigurationError(
