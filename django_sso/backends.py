@@ -23,6 +23,10 @@ logger = logging.getLogger("django_sso")
 _FIRST_SIGN_IN_ATTEMPTS = 3
 
 
+class _LostRace(Exception):
+    """Another request provisioned this identity while this one was doing the same."""
+
+
 def email_of(claims: dict[str, Any]) -> str | None:
     """Return the ``email`` claim when it is a plausible address."""
     email = claims.get("email")
@@ -74,7 +78,7 @@ class SSOBackend(ModelBackend):
                         request, sso_source, sso_claims, sso_token or {}
                     )
                 break
-            except IntegrityError:
+            except (IntegrityError, _LostRace):
                 if attempt == _FIRST_SIGN_IN_ATTEMPTS - 1:
                     raise PolicyRefused("sso.policy.provisioning_conflict") from None
         signals.roles_synced.send(
@@ -154,6 +158,10 @@ class SSOBackend(ModelBackend):
     ) -> tuple[AbstractBaseUser, bool]:
         existing = list(self.filter_users_by_claims(source, claims)[:2])
         if existing:
+            if Identity.objects.filter(source=source, subject=claims["sub"]).exists():
+                # The e-mail is this person's own: a concurrent first sign-in just created the
+                # user. Retry; the identity is found then (READ COMMITTED sees it now).
+                raise _LostRace
             if not self.may_link_by_email(source, claims):
                 # ACC-04/05: an e-mail the provider does not vouch for never opens an account.
                 raise PolicyRefused("sso.policy.email_in_use")
