@@ -143,6 +143,32 @@ class AppSettings:
         return int(self._setting("LOGOUT_TOKEN_MAX_AGE", 600))
 
     @property
+    def BEARER_REALM(self) -> str:
+        """The ``realm`` of the ``WWW-Authenticate: Bearer`` challenge (RFC 6750 3)."""
+        return self._setting("BEARER_REALM", "api")
+
+    @property
+    def BEARER_CACHE_SIZE(self) -> int:
+        """Verified bearer tokens each process remembers (least recently used go first)."""
+        return int(self._setting("BEARER_CACHE_SIZE", 10_000))
+
+    @property
+    def BEARER_OPAQUE_CACHE_SECONDS(self) -> int:
+        """Longest time an introspection or UserInfo answer about an opaque token is reused.
+
+        The token's own ``exp``, when the provider tells it, ends the reuse earlier.
+        """
+        return int(self._setting("BEARER_OPAQUE_CACHE_SECONDS", 300))
+
+    @property
+    def SOURCE_CACHE_SECONDS(self) -> int:
+        """Seconds a process uses its in-memory list of sources before reading it again.
+
+        A change saved in this process applies at once; other processes see it within this time.
+        """
+        return int(self._setting("SOURCE_CACHE_SECONDS", 60))
+
+    @property
     def LOGIN_REDIRECT_URL(self) -> str:
         """Where to go after sign-in when no safe ``next`` was given."""
         return self._setting("LOGIN_REDIRECT_URL", None) or settings.LOGIN_REDIRECT_URL

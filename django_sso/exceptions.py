@@ -96,3 +96,63 @@ class ReauthenticationRequired(SSOError):
     status = 401
     default_code = "sso.tokens.reauthenticate"
     public_message = _("Please sign in again.")
+
+
+class BearerError(SSOError):
+    """An API request refused (RFC 6750 3): answered with ``WWW-Authenticate: Bearer ...``.
+
+    ``error`` is the RFC 6750 error code; empty when the request carried no credentials at all
+    (3.1: then the challenge names no error). ``code`` is the machine-readable reason that is
+    logged; ``description`` the short English text sent as ``error_description``.
+    """
+
+    status = 401
+    error = ""
+    default_code = "sso.bearer.missing"
+    description = ""
+
+    def __init__(self, code: str | None = None, detail: str = "", *, scopes: tuple[str, ...] = ()) -> None:
+        super().__init__(code, detail)
+        self.scopes = tuple(scopes)
+
+
+class MissingToken(BearerError):
+    """No bearer token in the request (RFC 6750 3.1: a challenge without an error code)."""
+
+
+class InvalidRequest(BearerError):
+    """The request is malformed: a broken ``Authorization`` header, or a token sent twice."""
+
+    status = 400
+    error = "invalid_request"
+    default_code = "sso.bearer.invalid_request"
+    description = "The request does not carry a bearer token the way RFC 6750 allows."
+
+
+class InvalidToken(BearerError):
+    """The token is expired, revoked, malformed, from an untrusted issuer or for another API."""
+
+    status = 401
+    error = "invalid_token"
+    default_code = "sso.bearer.invalid"
+    description = "The access token is invalid."
+
+
+class InsufficientScope(BearerError):
+    """The token is valid but does not grant what the resource needs (RFC 6750 3.1)."""
+
+    status = 403
+    error = "insufficient_scope"
+    default_code = "sso.bearer.insufficient_scope"
+    description = "The access token does not grant what this resource needs."
+
+
+class BearerUnavailable(BearerError):
+    """The token could not be checked now: the provider's keys or introspection are unreachable.
+
+    Answered 503 with ``Retry-After``: failing closed, without telling the client its token is bad.
+    """
+
+    status = 503
+    default_code = "sso.bearer.unavailable"
+    description = "The access token cannot be checked right now."

@@ -37,6 +37,23 @@ def _lines(value: str) -> list[str]:
     return [line.strip() for line in value.splitlines() if line.strip()]
 
 
+class ServiceRule(models.TextChoices):
+    """How a bearer token with no person behind it (client credentials) is recognised (RS-10)."""
+
+    CLIENT_ID = "client_id", _("sub equals the token's client (client_id, azp or cid): RFC 9068, Okta")
+    IDTYP = "idtyp", _("idtyp is “app”: Microsoft Entra ID")
+    GTY = "gty", _("gty is “client-credentials”: Auth0")
+    NONE = "none", _("never: every token is a person's")
+
+
+class OpaqueTokens(models.TextChoices):
+    """How access tokens that are not JWTs are checked."""
+
+    REFUSE = "", _("refused (JWT access tokens only)")
+    INTROSPECTION = "introspection", _("token introspection (RFC 7662)")
+    USERINFO = "userinfo", _("the UserInfo endpoint")
+
+
 class SourceQuerySet(models.QuerySet):
     def enabled(self) -> SourceQuerySet:
         return self.filter(enabled=True).order_by("display_order", "name")
@@ -313,6 +330,75 @@ class Source(models.Model):
         help_text=_("Where the provider sends the browser back; empty: <site>/sso/logged-out/."),
     )
 
+    # Resource server (django_sso.bearer): access tokens from this source authenticate API calls.
+    bearer_audiences = models.CharField(
+        _("API audiences (bearer tokens)"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "Space-separated audiences (aud) of this site's API. Not empty: access tokens from this "
+            "source are accepted as bearer tokens when their aud names one of these."
+        ),
+    )
+    bearer_require_at_jwt = models.BooleanField(
+        _("require RFC 9068 access tokens (typ at+jwt)"),
+        default=False,
+        help_text=_(
+            "Off: typ JWT or none is accepted too, if the token carries an access-token claim "
+            "(scope, scp, roles, permissions, client_id or cid)."
+        ),
+    )
+    bearer_scope_claims = models.CharField(
+        _("scope claims"),
+        max_length=200,
+        default="scope",
+        blank=True,
+        help_text=_(
+            "Space-separated claim paths read as scopes: “scope” is a space-delimited string, "
+            "“scp[]” a JSON array of strings. A claim of another type grants nothing."
+        ),
+    )
+    bearer_service_rule = models.CharField(
+        _("service tokens"),
+        max_length=16,
+        choices=ServiceRule.choices,
+        default=ServiceRule.CLIENT_ID,
+        help_text=_("How a token with no person behind it (client credentials) is recognised."),
+    )
+    bearer_allowed_clients = models.CharField(
+        _("allowed clients"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "Space-separated client IDs (client_id, azp or cid) whose tokens are accepted. Empty: any."
+        ),
+    )
+    bearer_create_users = models.BooleanField(
+        _("create users from bearer tokens"),
+        default=False,
+        help_text=_(
+            "Create the user at the first token of an unknown subject, as a first sign-in would "
+            "(the sign-in policy applies). Off: such a token is refused."
+        ),
+    )
+    bearer_delegation = models.BooleanField(
+        _("narrow tokens to the user's permissions"),
+        default=False,
+        help_text=_(
+            "Off: the provider is the authority, a token's scopes are its permissions. On: a "
+            "person's token has only the permissions its scopes give and the user also holds."
+        ),
+    )
+    bearer_opaque_tokens = models.CharField(
+        _("opaque access tokens"),
+        max_length=16,
+        choices=OpaqueTokens.choices,
+        default=OpaqueTokens.REFUSE,
+        blank=True,
+        help_text=_("At most one source may check opaque tokens: they name no issuer."),
+    )
+    introspection_url = models.URLField(_("introspection URL"), max_length=500, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -380,6 +466,19 @@ class Source(models.Model):
     @property
     def hosted_domain_list(self) -> list[str]:
         return [d.lower() for d in _split(self.hosted_domain)]
+
+    @property
+    def bearer_audience_list(self) -> list[str]:
+        return _split(self.bearer_audiences)
+
+    @property
+    def bearer_allowed_client_list(self) -> list[str]:
+        return _split(self.bearer_allowed_clients)
+
+    @property
+    def accepts_bearer_tokens(self) -> bool:
+        """Return whether access tokens from this source authenticate API calls."""
+        return self.enabled and bool(self.bearer_audience_list)
 
     @property
     def is_oidc(self) -> bool:

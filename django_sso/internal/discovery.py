@@ -23,6 +23,7 @@ ENDPOINT_FIELDS = {
     "userinfo_endpoint": "userinfo_url",
     "jwks_uri": "jwks_url",
     "end_session_endpoint": "end_session_url",
+    "introspection_endpoint": "introspection_url",
 }
 REQUIRED_FIELDS = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
 #: Asymmetric algorithms discovery may choose from when a source names none (never widens).

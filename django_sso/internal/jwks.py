@@ -45,7 +45,14 @@ class _KeyState:
     keys: list[jwt.PyJWK] = field(default_factory=list)
     fetched_at: float = 0.0
     last_attempt: float = float("-inf")
+    #: Bumped whenever the set of keys changes: what was verified with the old set is re-checked.
+    generation: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def replace(self, keys: list[jwt.PyJWK], fetched_at: float) -> None:
+        if [k._jwk_data for k in keys] != [k._jwk_data for k in self.keys]:
+            self.generation += 1
+        self.keys, self.fetched_at = keys, fetched_at
 
 
 _states: dict[str, _KeyState] = {}
@@ -134,7 +141,7 @@ def _fetch(source: Source, state: _KeyState) -> None:
     except (ProviderError, ConfigurationError) as exc:
         logger.warning("sso.jwks.fetch_failed source=%s reason=%s", source.slug, exc.code)
         return
-    state.keys, state.fetched_at = keys, time.time()
+    state.replace(keys, time.time())
     caches[app_settings.CACHE_ALIAS].set(
         source.cache_key("jwks"),
         {"fetched_at": state.fetched_at, "jwks": [k._jwk_data for k in keys]},
@@ -146,8 +153,18 @@ def _load_shared(source: Source, state: _KeyState) -> None:
     """Adopt a newer key set another process put in Django's cache."""
     shared = caches[app_settings.CACHE_ALIAS].get(source.cache_key("jwks"))
     if shared and shared["fetched_at"] > state.fetched_at:
-        state.keys = parse_jwks({"keys": shared["jwks"]})
-        state.fetched_at = shared["fetched_at"]
+        state.replace(parse_jwks({"keys": shared["jwks"]}), shared["fetched_at"])
+
+
+def generation(source: Source) -> int:
+    """Return a number that changes whenever the source's key set in this process changes.
+
+    A pasted JWKS changes only with the source itself (whose save is seen elsewhere): 0.
+    """
+    if source.jwks:
+        return 0
+    state = _states.get(source.cache_key("jwks"))
+    return state.generation if state is not None else 0
 
 
 def keys_for(source: Source, kid: str | None, alg: str) -> list[jwt.PyJWK]:
