@@ -15,3 +15,22 @@ class DjangoSSOConfig(AppConfig):
         # forgets the records of sessions signed out locally.
         from django_sso import checks, roles, sessions  # noqa: F401
         from django_sso.internal import source_cache  # noqa: F401
+
+        self.connect_bearer_caches()
+
+    def connect_bearer_caches(self) -> None:
+        """Drop what resource-server mode keeps in memory when what it was derived from changes."""
+        from django.contrib.auth.models import Permission
+        from django.core.signals import setting_changed
+        from django.db.models.signals import post_delete, post_save
+
+        from django_sso.internal import scope_permissions, source_map, token_cache
+        from django_sso.models import Source
+
+        for name, signal in (("saved", post_save), ("deleted", post_delete)):
+            signal.connect(source_map.invalidate, sender=Source, dispatch_uid=f"django_sso.source_{name}")
+            signal.connect(
+                scope_permissions.clear, sender=Permission, dispatch_uid=f"django_sso.permission_{name}"
+            )
+        for receiver in (source_map.invalidate, token_cache.clear, scope_permissions.clear):
+            setting_changed.connect(receiver, dispatch_uid=f"django_sso.settings.{receiver.__module__}")

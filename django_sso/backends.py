@@ -45,7 +45,8 @@ class SSOBackend(ModelBackend):
 
     Override the hooks (named as in Django and mozilla-django-oidc) to change provisioning:
     :meth:`filter_users_by_claims`, :meth:`create_user`, :meth:`update_user`,
-    :meth:`configure_user`, :meth:`user_can_authenticate`, :meth:`sync_roles`.
+    :meth:`configure_user`, :meth:`user_can_authenticate`, :meth:`sync_roles`, and for bearer tokens
+    :meth:`bearer_user`.
     """
 
     def authenticate(
@@ -111,6 +112,25 @@ class SSOBackend(ModelBackend):
         user.sso_holds_grants = identity.holds_grants
         added, removed = self.sync_roles(request, user, source, claims, token)
         return user, identity, created, added, removed
+
+    def bearer_user(
+        self, request: HttpRequest | None, source: Source, subject: str, claims: dict[str, Any]
+    ) -> AbstractBaseUser | None:
+        """Return the user a bearer token of ``source`` speaks for, or None to refuse the token.
+
+        One query: the identity (source, ``sub``) with its user. An unknown subject gets a user
+        only when the source creates users from bearer tokens, through :meth:`first_sign_in` with
+        the same policy as a first sign-in (a write on first sight only); an inactive user is
+        refused. Neither the user nor the identity is updated: nothing is written per request.
+        """
+        identity = Identity.objects.select_related("user").filter(source=source, subject=subject).first()
+        if identity is None:
+            if not source.bearer_create_users:
+                return None
+            self.check_policy(request, source, claims)
+            identity = self.first_sign_in(request, source, {**claims, "sub": subject})
+        user = identity.user
+        return user if self.user_can_authenticate(user) else None
 
     def sync_roles(
         self,

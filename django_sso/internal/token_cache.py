@@ -19,6 +19,10 @@ from typing import Any
 from django_sso.app_settings import app_settings
 
 
+#: The generation of an entry whose validity does not depend on a key set (an opaque token).
+NO_KEYS = -1
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """What was concluded about one token, and under which conditions it still holds."""
