@@ -21,6 +21,7 @@ from django.utils.translation import ngettext
 
 from django_sso import logout, presets, sessions
 from django_sso.app_settings import app_settings
+from django_sso.checks import audience_clash_message, audience_clashes
 from django_sso.exceptions import SSOError
 from django_sso.forms import SourceForm, describe
 from django_sso.internal import discovery
@@ -93,6 +94,7 @@ class SourceAdmin(admin.ModelAdmin):
                     "end_session_url",
                     "request_token_url",
                     "emails_url",
+                    "introspection_url",
                 ),
                 "description": _(
                     "Request-token URL: OAuth 1.0a only (the token URL is then its access-token URL). "
@@ -177,6 +179,25 @@ class SourceAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        (
+            _("Resource server (bearer tokens)"),
+            {
+                "fields": (
+                    "bearer_audiences",
+                    "bearer_require_at_jwt",
+                    "bearer_scope_claims",
+                    "bearer_service_rule",
+                    "bearer_allowed_clients",
+                    "bearer_create_users",
+                    "bearer_delegation",
+                    "bearer_opaque_tokens",
+                ),
+                "description": _(
+                    "Access tokens from this source authenticate calls to this site's API when their "
+                    "audience is listed. Scopes become permissions through the permission prefix above."
+                ),
+            },
+        ),
         (_("History"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
@@ -201,6 +222,9 @@ class SourceAdmin(admin.ModelAdmin):
                 _("Superuser values are ignored while DJANGO_SSO_ALLOW_SUPERUSER_MAPPING is off."),
                 messages.WARNING,
             )
+        clashes = audience_clashes(Source.objects.all())
+        if obj.slug in clashes:
+            self.message_user(request, audience_clash_message(clashes[obj.slug]), messages.WARNING)
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         # The admin builds its fields itself, bypassing SourceForm.Meta.formfield_callback: give

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django_sso.app_settings import MAX_LEEWAY_SECONDS, app_settings
 
 BACKEND = "django_sso.backends.SSOBackend"
 REVALIDATION_MIDDLEWARE = "django_sso.session_middleware.SessionRevalidationMiddleware"
+BEARER_MIDDLEWARE = "django_sso.middleware.BearerTokenMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 
 
@@ -103,7 +105,43 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="django_sso.E005",
             )
         )
+    if BEARER_MIDDLEWARE in middleware and (
+        AUTH_MIDDLEWARE not in middleware
+        or middleware.index(AUTH_MIDDLEWARE) > middleware.index(BEARER_MIDDLEWARE)
+    ):
+        problems.append(
+            Error(
+                f"{BEARER_MIDDLEWARE} must come after {AUTH_MIDDLEWARE}, which would replace its user.",
+                hint="Put the bearer middleware after AuthenticationMiddleware.",
+                id="django_sso.E006",
+            )
+        )
     return problems
+
+
+def audience_clashes(sources: Iterable[Any]) -> dict[str, list[tuple[str, str]]]:
+    """Return, by source slug, its API audiences that equal a source's client ID, with that source.
+
+    RS-02: an ID token's ``aud`` is the client ID, so such an audience lets the API see ID tokens
+    carrying its audience; only their ID-token claims and ``typ`` still tell them apart.
+    """
+    sources = list(sources)
+    client_ids = {source.client_id: source.slug for source in sources if source.client_id}
+    clashes: dict[str, list[tuple[str, str]]] = {}
+    for source in sources:
+        for audience in source.bearer_audience_list:
+            if audience in client_ids:
+                clashes.setdefault(source.slug, []).append((audience, client_ids[audience]))
+    return clashes
+
+
+def audience_clash_message(clashes: list[tuple[str, str]]) -> str:
+    """Return the operator's warning for :func:`audience_clashes`' findings about one source."""
+    named = ", ".join(f"{audience!r} (the client ID of {slug!r})" for audience, slug in clashes)
+    return (
+        f"API audience {named}: ID tokens for that client carry it too. Register the API "
+        "under its own identifier (RFC 8725 3.12)."
+    )
 
 
 @register("django_sso", Tags.database)
@@ -130,6 +168,35 @@ def check_sources(app_configs: Any = None, databases: Any = None, **kwargs: Any)
                     hint="Set DJANGO_SSO_ALLOW_SUPERUSER_MAPPING = True to use them, or clear them.",
                     obj=slug,
                     id="django_sso.W005",
+                )
+            )
+    return problems
+
+
+@register("django_sso", Tags.database)
+def check_bearer_audiences(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
+    """Warn about API audiences that equal a client ID (RS-02; ``migrate``, ``check --database``)."""
+    if databases is None:
+        return []
+    from django_sso.models import Source
+
+    problems: list[Any] = []
+    for alias in databases:
+        if not router.allow_migrate_model(alias, Source):
+            continue
+        try:
+            clashes = audience_clashes(
+                Source.objects.using(alias).only("slug", "client_id", "bearer_audiences")
+            )
+        except DatabaseError:
+            continue  # not migrated yet
+        for slug, found in clashes.items():
+            problems.append(
+                Warning(
+                    f"Source {slug!r}: {audience_clash_message(found)}",
+                    hint="Give the API an audience of its own at the provider and in the source.",
+                    obj=slug,
+                    id="django_sso.W006",
                 )
             )
     return problems

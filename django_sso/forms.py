@@ -17,7 +17,7 @@ from django_sso.exceptions import SSOError
 from django_sso.internal import discovery, entra, jwks
 from django_sso.internal.http import check_url
 from django_sso.internal.jws import MIN_HMAC_SECRET_BYTES
-from django_sso.models import Protocol, Source
+from django_sso.models import OpaqueTokens, Protocol, Source
 
 URL_FIELDS = (
     "authorization_url",
@@ -27,6 +27,7 @@ URL_FIELDS = (
     "end_session_url",
     "request_token_url",
     "emails_url",
+    "introspection_url",
 )
 
 ERROR_MESSAGES = {
@@ -107,6 +108,10 @@ class SourceForm(forms.ModelForm):
             "access_token_audience", "groups_claim", "mirror_groups", "mirror_group_prefix",
             "staff_values", "superuser_values",
             "keep_refresh_token", "revalidate_session", "logout_at_provider", "post_logout_redirect_uri",
+
+            "bearer_audiences", "bearer_require_at_jwt", "bearer_scope_claims", "bearer_service_rule",
+            "bearer_allowed_clients", "bearer_create_users", "bearer_delegation", "bearer_opaque_tokens",
+            "introspection_url",
         )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -158,6 +163,7 @@ class SourceForm(forms.ModelForm):
         self._check_keys(data)
         self._check_role_mapping(data)
         self._check_profile_fields(data)
+        self._check_bearer(data)
         return data
 
     def _check_tenants(self, data: dict[str, Any], allow_template: bool) -> None:
@@ -264,6 +270,38 @@ class SourceForm(forms.ModelForm):
         if data.get("mirror_groups") and not data.get("mirror_group_prefix"):
             # Without a prefix a provider group named like a local group would join that group.
             self.add_error("mirror_group_prefix", _("Mirroring groups needs a prefix, e.g. “sso:”."))
+
+    def _check_bearer(self, data: dict[str, Any]) -> None:
+        if not (data.get("bearer_audiences") or "").split():
+            return
+        # Bearer JWTs are told apart by their exact iss and verified with the source's keys.
+        if not data.get("issuer"):
+            self.add_error("bearer_audiences", _("Bearer tokens need the issuer (or a well-known URL)."))
+        if not data.get("jwks_url") and not data.get("jwks"):
+            self.add_error("bearer_audiences", _("Bearer tokens need a JWKS URL or a JWKS."))
+        for entry in (data.get("bearer_scope_claims") or "").split():
+            path = entry.removesuffix("[]")
+            if not path or "[" in path or "]" in path:
+                self.add_error("bearer_scope_claims", _("“%(e)s” is not a claim path.") % {"e": entry})
+        opaque = data.get("bearer_opaque_tokens")
+        if opaque == OpaqueTokens.INTROSPECTION and not data.get("introspection_url"):
+            self.add_error("introspection_url", _("Introspection needs the introspection URL."))
+        if opaque == OpaqueTokens.USERINFO and not data.get("userinfo_url"):
+            self.add_error("bearer_opaque_tokens", _("Checking opaque tokens at UserInfo needs its URL."))
+        if opaque:
+            clash = (
+                Source.objects.exclude(pk=self.instance.pk)
+                .exclude(bearer_audiences="")
+                .exclude(bearer_opaque_tokens="")
+                .first()
+            )
+            if clash is not None:
+                # RS-14: an opaque token names no issuer; only one provider may ever be asked.
+                self.add_error(
+                    "bearer_opaque_tokens",
+                    _("The source “%(name)s” already checks opaque tokens; only one may.")
+                    % {"name": clash.name},
+                )
 
     def _post_clean(self) -> None:
         super()._post_clean()

@@ -370,7 +370,7 @@ class Source(models.Model):
         max_length=500,
         blank=True,
         help_text=_(
-            "Space-separated client IDs (client_id, azp or cid) whose tokens are accepted. Empty: any."
+            "Space-separated client IDs (client_id, azp or cid) whose tokens are accepted; empty: any."
         ),
     )
     bearer_create_users = models.BooleanField(

@@ -18,7 +18,6 @@ from typing import Any
 
 from django_sso.app_settings import app_settings
 
-
 #: The generation of an entry whose validity does not depend on a key set (an opaque token).
 NO_KEYS = -1
 

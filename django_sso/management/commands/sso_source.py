@@ -26,7 +26,7 @@ from django_sso import presets
 from django_sso.exceptions import SSOError
 from django_sso.forms import SourceForm, describe, instance_data
 from django_sso.internal import discovery
-from django_sso.models import GroupMapping, Source
+from django_sso.models import GroupMapping, OpaqueTokens, ServiceRule, Source
 from django_sso.presets.form import preset_data
 
 #: Option dest -> Source field, for plain values.
@@ -65,6 +65,11 @@ VALUE_OPTIONS = {
     "access_token_audience": "access_token_audience",
     "groups_claim": "groups_claim",
     "post_logout_redirect_uri": "post_logout_redirect_uri",
+    "introspection_url": "introspection_url",
+    "bearer_scope_claims": "bearer_scope_claims",
+    "bearer_service_rule": "bearer_service_rule",
+    "bearer_allowed_clients": "bearer_allowed_clients",
+    "bearer_opaque_tokens": "bearer_opaque_tokens",
 }
 #: Repeatable option dest -> Source field holding one value a line.
 LINES_OPTIONS = {"staff_value": "staff_values", "superuser_value": "superuser_values"}
@@ -80,6 +85,9 @@ FLAG_OPTIONS = {
     "keep_tokens": "keep_refresh_token",
     "revalidate_session": "revalidate_session",
     "logout_at_provider": "logout_at_provider",
+    "bearer_require_at_jwt": "bearer_require_at_jwt",
+    "bearer_create_users": "bearer_create_users",
+    "bearer_delegation": "bearer_delegation",
 }
 
 
@@ -90,7 +98,16 @@ def _add_source_options(parser: ArgumentParser) -> None:
     parser.add_argument("--client-secret", dest="client_secret")
     parser.add_argument("--well-known", dest="well_known", help=".../.well-known/openid-configuration")
     parser.add_argument("--issuer")
-    for name in ("authorization", "token", "userinfo", "jwks", "end-session", "request-token", "emails"):
+    for name in (
+        "authorization",
+        "token",
+        "userinfo",
+        "jwks",
+        "end-session",
+        "request-token",
+        "emails",
+        "introspection",
+    ):
         parser.add_argument(f"--{name}-url", dest=f"{name.replace('-', '_')}_url")
     for name in ("subject", "email", "name", "email-verified"):
         field = f"profile_{name.replace('-', '_')}_field"
@@ -106,6 +123,25 @@ def _add_source_options(parser: ArgumentParser) -> None:
     parser.add_argument("--button-label")
     parser.add_argument("--display-order", type=int)
     parser.add_argument("--post-logout-redirect-uri", dest="post_logout_redirect_uri")
+
+    bearer = parser.add_mutually_exclusive_group()
+    bearer.add_argument(
+        "--bearer-audience",
+        action="append",
+        dest="bearer_audience",
+        metavar="AUD",
+        help="An audience of this site's API (repeatable; replaces the list): trusts the source's "
+        "access tokens as bearer tokens.",
+    )
+    bearer.add_argument(
+        "--no-bearer", action="store_true", help="Stop accepting this source's bearer tokens (no audience)."
+    )
+    parser.add_argument("--bearer-scope-claims", help='Claim paths holding scopes, e.g. "scope scp[]".')
+    parser.add_argument("--bearer-service-rule", choices=[c.value for c in ServiceRule])
+    parser.add_argument("--bearer-allowed-clients", help="Space-separated client IDs; empty: any.")
+    parser.add_argument(
+        "--bearer-opaque-tokens", choices=[c.value for c in OpaqueTokens], help='"" refuses opaque tokens.'
+    )
     parser.add_argument(
         "--param",
         action="append",
@@ -275,6 +311,10 @@ class Command(BaseCommand):
         for dest, field in {**VALUE_OPTIONS, **FLAG_OPTIONS}.items():
             if options.get(dest) is not None:
                 data[field] = options[dest]
+        if options.get("bearer_audience"):
+            data["bearer_audiences"] = " ".join(options["bearer_audience"])
+        elif options.get("no_bearer"):
+            data["bearer_audiences"] = ""
         if options.get("jwks_file"):
             try:
                 with open(options["jwks_file"], encoding="utf-8") as handle:
