@@ -17,7 +17,7 @@ from django_sso.exceptions import SSOError
 from django_sso.internal import discovery, entra, jwks
 from django_sso.internal.http import check_url
 from django_sso.internal.jws import MIN_HMAC_SECRET_BYTES
-from django_sso.models import OpaqueTokens, Protocol, Source
+from django_sso.models import OpaqueTokens, Protocol, ServiceRule, Source
 
 URL_FIELDS = (
     "authorization_url",
@@ -123,6 +123,12 @@ class SourceForm(forms.ModelForm):
         if not secret and self.instance.pk:
             return self.instance.client_secret
         return secret
+
+    def clean_bearer_service_rule(self) -> str:
+        return self.cleaned_data.get("bearer_service_rule") or ServiceRule.CLIENT_ID
+
+    def clean_bearer_scope_claims(self) -> str:
+        return self.cleaned_data.get("bearer_scope_claims") or "scope"
 
     def _discovery_due(self, url: str) -> bool:
         return bool(url) and (self.refetch or not self.instance.pk or "well_known_url" in self.changed_data)

@@ -355,7 +355,7 @@ class Source(models.Model):
         blank=True,
         help_text=_(
             "Space-separated claim paths read as scopes: “scope” is a space-delimited string, "
-            "“scp[]” a JSON array of strings. A claim of another type grants nothing."
+            "“scp[]” a JSON array of strings. A claim of another type grants nothing. Empty: scope."
         ),
     )
     bearer_service_rule = models.CharField(
@@ -363,6 +363,7 @@ class Source(models.Model):
         max_length=16,
         choices=ServiceRule.choices,
         default=ServiceRule.CLIENT_ID,
+        blank=True,
         help_text=_("How a token with no person behind it (client credentials) is recognised."),
     )
     bearer_allowed_clients = models.CharField(
