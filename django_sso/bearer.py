@@ -121,8 +121,8 @@ def _claims_segment(segment: str) -> Any:
     return json.loads(binascii.a2b_base64(padded.replace("-", "+").replace("_", "/").encode("ascii")))
 
 
-def _jwt_source(token: str) -> Source | None:
-    """Return the source the JWT's unverified ``iss`` names, or None when it is not a JWS.
+def _jwt_source(token: str) -> tuple[Source, dict[str, Any]] | None:
+    """Return the source the JWT's unverified ``iss`` names, with the header; None if not a JWS.
 
     The claims are read before the signature is checked only to pick the one source whose keys
     may verify it (RS-03); nothing else is taken from them.
@@ -140,16 +140,22 @@ def _jwt_source(token: str) -> Source | None:
     source = source_map.current().by_issuer.get(issuer) if isinstance(issuer, str) else None
     if source is None:
         raise TokenValidationError(f"{KIND}.unknown_issuer")
-    return source
+    return source, header
 
 
 def _check(token: str, key: bytes) -> AccessToken:
     """Check a token not seen before (or whose remembered result no longer holds); remember it."""
-    source = _jwt_source(token)
-    if source is not None:
-        # Read before checking: a key set replaced meanwhile makes this entry stale, not wrong.
+    found = _jwt_source(token)
+    if found is not None:
+        source, header = found
         generation = jwks.generation(source)
         checked = validate_jwt(source, token)
+        if jwks.generation(source) != generation:
+            # The key set changed meanwhile (its first fetch, or a rotation): remember the token
+            # under the new set only if that still holds its key.
+            if not jwks.holds(source, header.get("kid"), header["alg"]):
+                return checked
+            generation = jwks.generation(source)
     else:
         source = source_map.current().opaque
         if source is None:

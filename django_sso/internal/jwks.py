@@ -156,6 +156,14 @@ def _load_shared(source: Source, state: _KeyState) -> None:
         state.replace(parse_jwks({"keys": shared["jwks"]}), shared["fetched_at"])
 
 
+def holds(source: Source, kid: str | None, alg: str) -> bool:
+    """Return whether the key set in memory has a key for ``kid``/``alg`` (never fetches)."""
+    if source.jwks:
+        return bool(_select(parse_jwks(source.jwks), kid, alg))
+    state = _states.get(source.cache_key("jwks"))
+    return state is not None and bool(_select(state.keys, kid, alg))
+
+
 def generation(source: Source) -> int:
     """Return a number that changes whenever the source's key set in this process changes.
 
