@@ -52,7 +52,7 @@ class DRFWhoAmI(APIView):
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [IsAuthenticated]
 
-    def get(self, request):  # noqa: ANN001, ANN201
+    def get(self, request):
         return Response(
             {
                 "username": request.user.get_username(),
@@ -67,7 +67,7 @@ class DRFScoped(APIView):
     permission_classes = [HasScopes]
     required_scopes = ["app:manage_orders"]
 
-    def get(self, request):  # noqa: ANN001, ANN201
+    def get(self, request):
         return Response({"ok": True})
 
 
@@ -76,7 +76,7 @@ class DRFPermissions(APIView):
     permission_classes = [HasScopes]
     required_permissions = ["shop.manage_orders"]
 
-    def get(self, request):  # noqa: ANN001, ANN201
+    def get(self, request):
         return Response({"ok": True})
 
 
@@ -87,10 +87,10 @@ class DRFModelPermissions(APIView):
     permission_classes = [DjangoModelPermissions]
     queryset = Order.objects.none()
 
-    def get(self, request):  # noqa: ANN001, ANN201
+    def get(self, request):
         return Response({"ok": True})
 
-    def post(self, request):  # noqa: ANN001, ANN201
+    def post(self, request):
         return Response({"created": True}, status=201)
 
 
