@@ -568,9 +568,9 @@ def _active(op: FakeOP, **overrides: Any) -> dict[str, Any]:
 def test_rs_14_introspection_answers(opaque_api, op, client, network, settings, answer, status):
     import requests
 
-    settings.DJANGO_SSO_ADAPTER = "tests.fakeop.FakeNetworkAdapter"
-    opaque_api.bearer_allowed_clients = op.client_id
-    opaque_api.save()
+    if answer == "foreign-client":
+        opaque_api.bearer_allowed_clients = op.client_id
+        opaque_api.save()
     respond: Any
     if answer == "server-error":
         respond = _introspection({"error": "boom"}, status=500)
@@ -608,6 +608,17 @@ def test_rs_14_introspection_answers(opaque_api, op, client, network, settings, 
     assert network.collector == []
     calls = [r for r in op.requests if r.path.endswith("/introspect")]
     assert len(calls) <= 1
+
+
+@pytest.mark.case("RS-14")
+def test_rs_14_answer_without_aud_needs_the_client_allow_list(opaque_api, op, client):
+    op.scenario["respond"] = {"/introspect": _introspection(_active(op, aud=DROP))}
+    assert_refused(client.get(WHOAMI, **bearer("token-1")), 401, "invalid_token")
+    opaque_api.bearer_allowed_clients = op.client_id
+    opaque_api.save()
+    assert assert_ok(client.get(WHOAMI, **bearer("token-2")))["username"] == "alice"
+    op.scenario["respond"] = {"/introspect": _introspection(_active(op, aud=DROP, client_id="other"))}
+    assert_refused(client.get(WHOAMI, **bearer("token-3")), 401, "invalid_token")
 
 
 @pytest.mark.case("RS-14")

@@ -54,20 +54,26 @@ def check_introspection(source: Source, answer: dict[str, Any], now: float) -> d
     """Return the claims of an active token's introspection answer, or raise (RFC 7662 2.2, RS-14).
 
     Active only if ``active`` is the JSON ``true``; for an inactive token every other member is
-    ignored. ``iss`` must be the source's issuer when present, ``aud`` must name one of the API
-    audiences (required, as for JWTs), ``exp``/``nbf`` are checked with the leeway, and a
-    ``token_type`` other than an access token's is refused.
+    ignored. ``iss`` must be the source's issuer when present; ``aud`` must name one of the API
+    audiences, and may be absent (RFC 7662 makes it optional) only when the source lists the
+    clients it accepts; ``exp``/``nbf`` are checked with the leeway; a ``token_type`` other than an
+    access token's is refused.
     """
     if answer.get("active") is not True:
         raise TokenValidationError(f"{KIND}.inactive")
     if "iss" in answer and answer["iss"] != source.issuer:
         raise TokenValidationError(f"{KIND}.iss_mismatch")
-    aud = answer.get("aud")
-    audiences = [aud] if isinstance(aud, str) else aud
-    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
-        raise TokenValidationError(f"{KIND}.aud_mismatch", "aud missing or not strings")
-    if not set(audiences) & set(source.bearer_audience_list):
-        raise TokenValidationError(f"{KIND}.aud_mismatch")
+    if "aud" in answer:
+        aud = answer["aud"]
+        audiences = [aud] if isinstance(aud, str) else aud
+        if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+            raise TokenValidationError(f"{KIND}.aud_mismatch", "aud is not a string or strings")
+        if not set(audiences) & set(source.bearer_audience_list):
+            raise TokenValidationError(f"{KIND}.aud_mismatch")
+    elif not source.bearer_allowed_client_list:
+        # RFC 7662 makes aud optional; without it, only the client allow-list keeps out tokens
+        # the provider issued to any other client (RS-04), so one of the two is required.
+        raise TokenValidationError(f"{KIND}.aud_mismatch", "no aud and no client allow-list")
     leeway = app_settings.LEEWAY
     exp, nbf = _number(answer, "exp"), _number(answer, "nbf")
     if exp is not None and exp + leeway <= now:
