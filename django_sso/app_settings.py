@@ -161,14 +161,6 @@ class AppSettings:
         return int(self._setting("BEARER_OPAQUE_CACHE_SECONDS", 300))
 
     @property
-    def SOURCE_CACHE_SECONDS(self) -> int:
-        """Seconds a process uses its in-memory list of sources before reading it again.
-
-        A change saved in this process applies at once; other processes see it within this time.
-        """
-        return int(self._setting("SOURCE_CACHE_SECONDS", 60))
-
-    @property
     def LOGIN_REDIRECT_URL(self) -> str:
         """Where to go after sign-in when no safe ``next`` was given."""
         return self._setting("LOGIN_REDIRECT_URL", None) or settings.LOGIN_REDIRECT_URL

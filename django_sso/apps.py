@@ -19,18 +19,19 @@ class DjangoSSOConfig(AppConfig):
         self.connect_bearer_caches()
 
     def connect_bearer_caches(self) -> None:
-        """Drop what resource-server mode keeps in memory when what it was derived from changes."""
+        """Drop what resource-server mode keeps in memory when what it was derived from changes.
+
+        Sources need nothing here: the bearer source map follows the source cache.
+        """
         from django.contrib.auth.models import Permission
         from django.core.signals import setting_changed
         from django.db.models.signals import post_delete, post_save
 
-        from django_sso.internal import scope_permissions, source_map, token_cache
-        from django_sso.models import Source
+        from django_sso.internal import scope_permissions, token_cache
 
         for name, signal in (("saved", post_save), ("deleted", post_delete)):
-            signal.connect(source_map.invalidate, sender=Source, dispatch_uid=f"django_sso.source_{name}")
             signal.connect(
                 scope_permissions.clear, sender=Permission, dispatch_uid=f"django_sso.permission_{name}"
             )
-        for receiver in (source_map.invalidate, token_cache.clear, scope_permissions.clear):
+        for receiver in (token_cache.clear, scope_permissions.clear):
             setting_changed.connect(receiver, dispatch_uid=f"django_sso.settings.{receiver.__module__}")

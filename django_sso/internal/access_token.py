@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from django_sso.exceptions import TokenValidationError
 from django_sso.internal import id_token, jws
-from django_sso.internal.scope_permissions import lookup, permissions_for
+from django_sso.internal.grants import lookup
+from django_sso.internal.scope_permissions import permissions_for
 from django_sso.models import ServiceRule
 
 if TYPE_CHECKING:

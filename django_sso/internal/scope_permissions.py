@@ -19,9 +19,6 @@ from django_sso import roles
 if TYPE_CHECKING:
     from django_sso.models import Source
 
-#: Claim path lookup shared with the role mapping (dotted paths, Keycloak-style names with dots).
-lookup = roles.lookup
-
 PERMISSION_CACHE_SECONDS = 300
 _MAX_ENTRIES = 4096
 _resolved: dict[tuple[str, frozenset[str]], tuple[float, frozenset[str]]] = {}

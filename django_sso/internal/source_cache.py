@@ -46,6 +46,16 @@ def by_issuer(issuer: str) -> Source | None:
     return _current()["by_issuer"].get(issuer)
 
 
+def snapshot() -> tuple[float, dict[str, Source]]:
+    """Return when the sources were loaded (a ``time.monotonic()``) and every source by slug.
+
+    For views derived from the loaded sources (``internal/source_map.py``): the load time tells
+    whether the sources were reloaded since. The dictionary must not be changed.
+    """
+    state = _current()
+    return state["loaded_at"], state["by_slug"]
+
+
 def clear() -> None:
     """Forget the loaded sources; the next lookup reloads them."""
     with _lock:

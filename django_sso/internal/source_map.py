@@ -1,22 +1,21 @@
-"""The sources trusted for bearer tokens, by issuer, held in process memory.
+"""The sources trusted for bearer tokens, by issuer: a view over ``internal/source_cache.py``.
 
-A bearer token names its issuer; finding the source for it must not cost a query per request.
-The map is rebuilt when a source is saved or deleted in this process (signals, connected in
-``apps.py``) and otherwise read again after ``SOURCE_CACHE_SECONDS``, so a change made by another
-process applies within that time. An unchanged source keeps its Python object across rebuilds:
-verified tokens remembered for it (``internal/token_cache.py``) stay valid, those of a changed or
-removed source do not.
+A bearer token names its issuer; finding the source for it must cost no query per request. This
+map is rebuilt from the in-process source cache whenever that reloads (every
+``SOURCE_CACHE_SECONDS``, and at once after a save or delete in this process), keeping only
+enabled sources with API audiences. An unchanged source keeps its Python object across rebuilds,
+so the tokens remembered for it (``internal/token_cache.py``, which compares objects) stay valid;
+those of a changed or removed source do not.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django_sso.app_settings import app_settings
+from django_sso.internal import source_cache
 from django_sso.models import Source
 
 logger = logging.getLogger("django_sso")
@@ -30,28 +29,26 @@ class SourceMap:
     by_pk: dict[int, Source] = field(default_factory=dict)
     #: The one source that checks opaque tokens (they name no issuer); None when none or several.
     opaque: Source | None = None
-    loaded_at: float = float("-inf")
+    loaded_at: float | None = None
 
 
 _lock = threading.Lock()
 _current = SourceMap()
-_stale = True
 
 
 def _fingerprint(source: Source) -> tuple[Any, ...]:
     return tuple(getattr(source, f.attname) for f in Source._meta.concrete_fields)
 
 
-def _load(previous: SourceMap) -> SourceMap:
+def _build(loaded_at: float, sources: dict[str, Source], previous: SourceMap) -> SourceMap:
     by_issuer: dict[str, Source] = {}
     by_pk: dict[int, Source] = {}
     opaque: list[Source] = []
-    for source in Source.objects.filter(enabled=True).exclude(bearer_audiences=""):
-        if not source.bearer_audience_list:
+    for loaded in sources.values():
+        if not loaded.accepts_bearer_tokens:
             continue
-        kept = previous.by_pk.get(source.pk)
-        if kept is not None and _fingerprint(kept) == _fingerprint(source):
-            source = kept
+        kept = previous.by_pk.get(loaded.pk)
+        source = kept if kept is not None and _fingerprint(kept) == _fingerprint(loaded) else loaded
         by_pk[source.pk] = source
         if source.issuer:
             by_issuer[source.issuer] = source
@@ -63,34 +60,24 @@ def _load(previous: SourceMap) -> SourceMap:
         logger.warning(
             "sso.bearer.several_opaque_sources sources=%s", ",".join(sorted(s.slug for s in opaque))
         )
-    return SourceMap(by_issuer, by_pk, opaque[0] if len(opaque) == 1 else None, time.monotonic())
+    return SourceMap(by_issuer, by_pk, opaque[0] if len(opaque) == 1 else None, loaded_at)
 
 
 def current() -> SourceMap:
-    """Return the current snapshot, rebuilding it when invalidated or too old."""
-    global _current, _stale
+    """Return the map for the sources loaded now (no query unless the source cache reloads)."""
+    global _current
+    loaded_at, sources = source_cache.snapshot()
     snapshot = _current
-    if _stale or time.monotonic() - snapshot.loaded_at > app_settings.SOURCE_CACHE_SECONDS:
+    if snapshot.loaded_at != loaded_at:
         with _lock:
-            if _stale or time.monotonic() - _current.loaded_at > app_settings.SOURCE_CACHE_SECONDS:
-                _stale = False
-                try:
-                    _current = _load(_current)
-                except BaseException:
-                    _stale = True
-                    raise
+            if _current.loaded_at != loaded_at:
+                _current = _build(loaded_at, sources, _current)
             snapshot = _current
     return snapshot
 
 
-def invalidate(*args: Any, **kwargs: Any) -> None:
-    """Rebuild the map at its next use (a signal receiver: any arguments are ignored)."""
-    global _stale
-    _stale = True
-
-
 def clear() -> None:
-    """Forget everything, including the objects kept for unchanged sources (tests)."""
-    global _current, _stale
+    """Forget the map, including the objects kept for unchanged sources (tests)."""
+    global _current
     with _lock:
-        _current, _stale = SourceMap(), True
+        _current = SourceMap()
