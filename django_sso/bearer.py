@@ -23,8 +23,6 @@ code (never the token) and answered by :func:`error_response`: 400/401/403 with
 
 from __future__ import annotations
 
-import binascii
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -47,7 +45,7 @@ from django_sso.exceptions import (
     ProviderError,
     TokenValidationError,
 )
-from django_sso.internal import jwks, source_map, token_cache
+from django_sso.internal import jwks, jws, source_map, token_cache
 from django_sso.internal.access_token import KIND, AccessToken, validate_jwt
 from django_sso.internal.introspection import validate_opaque
 from django_sso.principals import ServicePrincipal, with_token_permissions
@@ -116,51 +114,42 @@ def get_token(request: HttpRequest) -> str | None:
     return credentials
 
 
-def _claims_segment(segment: str) -> Any:
-    padded = segment + "=" * (-len(segment) % 4)
-    return json.loads(binascii.a2b_base64(padded.replace("-", "+").replace("_", "/").encode("ascii")))
-
-
-def _jwt_source(token: str) -> tuple[Source, dict[str, Any]] | None:
-    """Return the source the JWT's unverified ``iss`` names, with the header; None if not a JWS.
+def _jwt_source(token: str) -> tuple[Source, jws.Parsed] | None:
+    """Return the source the JWT's unverified ``iss`` names, with the parsed token; None if opaque.
 
     The claims are read before the signature is checked only to pick the one source whose keys
-    may verify it (RS-03); nothing else is taken from them.
+    may verify it (RS-03); nothing else is taken from them. A token that is not a JWS is opaque
+    when a source checks opaque tokens, and refused otherwise.
     """
-    segments = token.split(".")
-    if len(segments) != 3:
-        return None
     try:
-        header, claims = _claims_segment(segments[0]), _claims_segment(segments[1])
-    except (ValueError, binascii.Error, UnicodeError):
-        return None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        return None
-    issuer = claims.get("iss")
+        parsed = jws.parse(token, KIND)
+    except TokenValidationError:
+        if source_map.current().opaque is not None and token.count(".") != 2:
+            return None
+        raise
+    claims = parsed.unverified_claims
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
     source = source_map.current().by_issuer.get(issuer) if isinstance(issuer, str) else None
     if source is None:
         raise TokenValidationError(f"{KIND}.unknown_issuer")
-    return source, header
+    return source, parsed
 
 
 def _check(token: str, key: bytes) -> AccessToken:
     """Check a token not seen before (or whose remembered result no longer holds); remember it."""
     found = _jwt_source(token)
     if found is not None:
-        source, header = found
+        source, parsed = found
         generation = jwks.generation(source)
-        checked = validate_jwt(source, token)
+        checked = validate_jwt(source, token, parsed)
         if jwks.generation(source) != generation:
             # The key set changed meanwhile (its first fetch, or a rotation): remember the token
             # under the new set only if that still holds its key.
-            if not jwks.holds(source, header.get("kid"), header["alg"]):
+            if not jwks.holds(source, parsed.header.get("kid"), parsed.header["alg"]):
                 return checked
             generation = jwks.generation(source)
     else:
         source = source_map.current().opaque
-        if source is None:
-            segments = token.count(".") + 1
-            raise TokenValidationError(f"{KIND}.malformed", f"not a JWS ({segments} segments)")
         generation = token_cache.NO_KEYS
         checked = validate_opaque(source, token, key)
     token_cache.put(key, checked, source, generation, checked.expires_at)

@@ -147,10 +147,11 @@ def _check_type(source: Source, header: dict[str, Any], claims: dict[str, Any]) 
         raise TokenValidationError(f"{KIND}.wrong_type", "an ID token or logout token")
 
 
-def validate_jwt(source: Source, token: str) -> AccessToken:
+def validate_jwt(source: Source, token: str, parsed: jws.Parsed | None = None) -> AccessToken:
     """Return the checked access token, or raise :class:`TokenValidationError` (RFC 9068 4).
 
-    The source was selected by the token's ``iss``; only its keys are used (RS-03).
+    The source was selected by the token's ``iss``; only its keys are used (RS-03). ``parsed``
+    is the token's :func:`jws.parse` result when the caller has it.
     """
     header, claims = jws.decode(
         source,
@@ -160,6 +161,7 @@ def validate_jwt(source: Source, token: str) -> AccessToken:
         issuer=source.issuer,
         algorithms=bearer_algorithms(source),
         required=("exp", "iat", "iss", "aud", "sub"),
+        parsed=parsed,
     )
     _check_type(source, header, claims)
     return token_from_claims(source, claims, float(claims["exp"]))
