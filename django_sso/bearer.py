@@ -104,7 +104,9 @@ def get_token(request: HttpRequest) -> str | None:
         raise InvalidToken(f"{KIND}.too_large", f"{len(credentials)} bytes")
     if not B64TOKEN.fullmatch(credentials):
         raise InvalidRequest(f"{KIND}.malformed_header")
-    if "access_token" in request.GET or (
+    # The query string is parsed only when it could hold the parameter (a request's hot path).
+    in_query = "access_token" in request.META.get("QUERY_STRING", "") and "access_token" in request.GET
+    if in_query or (
         request.method == "POST"
         and request.content_type == "application/x-www-form-urlencoded"
         and "access_token" in request.POST

@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -204,7 +204,7 @@ def check_claims(
         if claims.get(name) is None:
             raise TokenValidationError(f"{kind}.missing_claim", name)
     iat, nbf, exp = (_timestamp(claims, name, kind) for name in ("iat", "nbf", "exp"))
-    now = datetime.now(tz=UTC).timestamp()
+    now = time.time()
     if iat is not None and iat > now + leeway:
         raise TokenValidationError(f"{kind}.not_yet_valid", "iat")
     if nbf is not None and nbf > now + leeway:
