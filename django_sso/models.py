@@ -513,8 +513,15 @@ class Source(models.Model):
 
     def cache_key(self, kind: str) -> str:
         """Return a cache key private to this source and its current configuration."""
-        stamp = self.updated_at.timestamp() if self.updated_at else 0
-        return f"django_sso:{kind}:{self.pk}:{stamp}"
+        # Remembered per (pk, updated_at): bearer tokens ask for it several times a request.
+        memo = self.__dict__.get("_cache_keys")
+        if memo is None or memo[0] != (self.pk, self.updated_at):
+            memo = self.__dict__["_cache_keys"] = ((self.pk, self.updated_at), {})
+        key = memo[1].get(kind)
+        if key is None:
+            stamp = self.updated_at.timestamp() if self.updated_at else 0
+            key = memo[1][kind] = f"django_sso:{kind}:{self.pk}:{stamp}"
+        return key
 
 
 class Identity(models.Model):

@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
 KIND = "sso.bearer"
 #: Claims only ID tokens carry (RS-02, RFC 8725 3.12), and the logout token's marker.
-ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash", "events")
+ID_TOKEN_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "events"})
 #: Without ``typ: at+jwt``, one of these must show the JWT is an access token (RS-02): RFC 9068
 #: ``scope``/``client_id``, Entra ``scp``/``roles``, Auth0 ``permissions``, Okta ``cid``.
-ACCESS_TOKEN_MARKERS = ("scope", "scp", "roles", "permissions", "client_id", "cid")
+ACCESS_TOKEN_MARKERS = frozenset({"scope", "scp", "roles", "permissions", "client_id", "cid"})
 #: Where the client a token was issued to is named: RFC 9068, then OIDC, then Okta.
 CLIENT_CLAIMS = ("client_id", "azp", "cid")
 #: RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
@@ -141,9 +141,9 @@ def _check_type(source: Source, header: dict[str, Any], claims: dict[str, Any]) 
             raise TokenValidationError(f"{KIND}.wrong_type", f"typ {typ!r}, at+jwt required")
         if typ not in ("jwt", ""):
             raise TokenValidationError(f"{KIND}.wrong_type", f"typ {typ!r}")
-        if not any(name in claims for name in ACCESS_TOKEN_MARKERS):
+        if not ACCESS_TOKEN_MARKERS & claims.keys():
             raise TokenValidationError(f"{KIND}.wrong_type", "no access-token claim")
-    if any(name in claims for name in ID_TOKEN_CLAIMS):
+    if ID_TOKEN_CLAIMS & claims.keys():
         raise TokenValidationError(f"{KIND}.wrong_type", "an ID token or logout token")
 
 

@@ -38,6 +38,8 @@ _ALG_CRV = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 #: Keys tried for one token without ``kid`` (RP-CASES decision 2).
 MAX_KEYS_WITHOUT_KID = 5
 MIN_RSA_BITS = 2048
+#: Key selections remembered per source (random kids are not remembered: they find nothing).
+MAX_REMEMBERED_SELECTIONS = 64
 
 
 @dataclass
@@ -47,12 +49,22 @@ class _KeyState:
     last_attempt: float = float("-inf")
     #: Bumped whenever the set of keys changes: what was verified with the old set is re-checked.
     generation: int = 0
+    #: ``_select`` results by (kid, alg) for the current keys: a token's key costs a lookup.
+    selected: dict[tuple[str | None, str], list[jwt.PyJWK]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def replace(self, keys: list[jwt.PyJWK], fetched_at: float) -> None:
         if [k._jwk_data for k in keys] != [k._jwk_data for k in self.keys]:
             self.generation += 1
-        self.keys, self.fetched_at = keys, fetched_at
+        self.keys, self.fetched_at, self.selected = keys, fetched_at, {}
+
+    def select(self, kid: str | None, alg: str) -> list[jwt.PyJWK]:
+        found = self.selected.get((kid, alg))
+        if found is None:
+            found = _select(self.keys, kid, alg)
+            if found and len(self.selected) < MAX_REMEMBERED_SELECTIONS:
+                self.selected[kid, alg] = found
+        return found
 
 
 _states: dict[str, _KeyState] = {}
@@ -186,7 +198,7 @@ def keys_for(source: Source, kid: str | None, alg: str) -> list[jwt.PyJWK]:
     if not source.jwks_url:
         raise ConfigurationError("sso.jwks.missing", "the source has neither a JWKS URL nor a JWKS")
     state = _state(source)
-    found = _select(state.keys, kid, alg) if _fresh(state) else []
+    found = state.select(kid, alg) if _fresh(state) else []
     if found:
         return found
     seen = state.fetched_at

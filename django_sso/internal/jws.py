@@ -48,6 +48,11 @@ NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 
 
 _B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+_B64URL_VALUES = {
+    c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+}
+#: By the length of the unpadded segment mod 4: the low bits of its last character that hold no data.
+_UNUSED_BITS = {0: 0, 2: 0b1111, 3: 0b11}
 
 
 def _b64decode(segment: bytes, kind: str, name: str) -> bytes:
@@ -62,13 +67,14 @@ def _b64decode(segment: bytes, kind: str, name: str) -> bytes:
         raise TokenValidationError(f"{kind}.malformed", f"{name} is not base64url")
     if not _B64URL.fullmatch(stripped):
         raise TokenValidationError(f"{kind}.malformed", f"{name} is not base64url")
-    decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+    # Canonical: the bits the last character carries beyond the data are zero.
+    unused = _UNUSED_BITS[len(stripped) % 4]
+    if unused and _B64URL_VALUES[stripped[-1]] & unused:
         raise TokenValidationError(f"{kind}.malformed", f"{name} is not canonical base64url")
-    return decoded
+    return base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Parsed:
     """A compact JWS split and decoded, its header checked; nothing verified yet."""
 
