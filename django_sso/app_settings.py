@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils.functional import empty
 
 #: Upper bound on the clock-skew leeway an operator may configure (RP-CASES decision 5).
 MAX_LEEWAY_SECONDS = 300
@@ -18,7 +19,13 @@ class AppSettings:
     """Accessors for every ``DJANGO_SSO_*`` setting, with its default."""
 
     def _setting(self, name: str, default: Any) -> Any:
-        return getattr(settings, f"DJANGO_SSO_{name}", default)
+        # Read from the settings object LazySettings currently wraps: just as live (override_settings
+        # swaps that object), but an unset name costs no AttributeError raised through LazySettings'
+        # __getattr__, which matters on per-request paths (bearer tokens read several settings).
+        wrapped = settings._wrapped
+        if wrapped is empty:
+            return getattr(settings, f"DJANGO_SSO_{name}", default)
+        return getattr(wrapped, f"DJANGO_SSO_{name}", default)
 
     @property
     def ADAPTER(self) -> str:
