@@ -123,7 +123,10 @@ class SSOBackend(ModelBackend):
         the same policy as a first sign-in (a write on first sight only); an inactive user is
         refused. Neither the user nor the identity is updated: nothing is written per request.
         """
-        identity = Identity.objects.select_related("user").filter(source=source, subject=subject).first()
+        try:
+            identity = Identity.objects.select_related("user").get(source_id=source.pk, subject=subject)
+        except Identity.DoesNotExist:
+            identity = None
         if identity is None:
             if not source.bearer_create_users:
                 return None

@@ -23,6 +23,8 @@ from tests.support.op_server import OPServer, sign_in_with_requests
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_ID = "demo-site"
 CLIENT_SECRET = "demo-site-secret-not-for-production"
+#: The example site's API as a resource (RFC 8707): the provider's access tokens for it are JWTs.
+API = "https://api.example.test"
 SCOPES = "openid email profile groups roles"
 ACCOUNTS = {
     "alice": {
@@ -73,6 +75,7 @@ def provider_config(site: str, op_port: int) -> dict:
             "app:manage_orders",
             "app:manage_users",
         ],
+        "resource": API,
     }
 
 
@@ -112,6 +115,9 @@ def prepare_site(env: dict[str, str], well_known: str) -> None:
         "groups",
         "--mirror-groups",
         "sso:",
+        # Resource server: the provider's access tokens for the API authenticate /api/ calls.
+        "--bearer-audience",
+        API,
     ]
     exists = subprocess.run(
         [sys.executable, "manage.py", "sso_source", "list"],
@@ -168,6 +174,33 @@ def check_sign_in(site: str) -> None:
     print(f"demo check: permissions {', '.join(whoami['permissions'])}; groups {', '.join(whoami['groups'])}")
 
 
+def check_bearer(site: str, op: OPServer) -> None:
+    """Call the API with a client-credentials token, as the README's curl lines do."""
+    token = requests.post(
+        op.url("/token"),
+        data={"grant_type": "client_credentials", "scope": "app:manage_orders"},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+        timeout=10,
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    whoami = requests.get(f"{site}/api/whoami/", headers=headers, timeout=10).json()
+    orders = requests.get(f"{site}/api/orders/", headers=headers, timeout=10).status_code
+    if whoami.get("principal") != "service" or orders != 200:
+        raise SystemExit(f"demo check: bearer token refused: {whoami}, {orders}")
+    print(f"demo check: bearer token accepted as {whoami['username']} with {', '.join(whoami['scopes'])}")
+
+
+def curl_lines(site: str, op: OPServer) -> str:
+    return (
+        f"  API with a bearer token:\n"
+        f"    TOKEN=$(curl -s -u {CLIENT_ID}:{CLIENT_SECRET} -d grant_type=client_credentials \\\n"
+        f"      -d scope=app:manage_orders {op.url('/token')} | python3 -c 'import json,sys; "
+        f'print(json.load(sys.stdin)["access_token"])\')\n'
+        f'    curl -H "Authorization: Bearer $TOKEN" {site}/api/whoami/\n'
+        f'    curl -H "Authorization: Bearer $TOKEN" {site}/api/orders/\n'
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8000)
@@ -196,10 +229,12 @@ def main() -> None:
             wait_for(f"{site}/")
             if args.check:
                 check_sign_in(site)
+                check_bearer(site, op)
                 return
             print(
                 f"\n  django_sso demo: open {site}/ and sign in as alice (any password); "
                 f"bob has no shop permissions.\n  Admin: {site}/admin/ (admin / admin). Ctrl-C stops.\n"
+                f"{curl_lines(site, op)}"
             )
             server.wait()
         except KeyboardInterrupt:
