@@ -1,7 +1,7 @@
 """``BearerTokenMiddleware``: requests with ``Authorization: Bearer`` authenticate by their token.
 
 Put it after ``django.contrib.auth.middleware.AuthenticationMiddleware`` (system check
-``django_sso.E005``). A request without a bearer token passes untouched (session sign-in keeps
+``django_sso.E006``). A request without a bearer token passes untouched (session sign-in keeps
 working on the same site). One with a valid token gets ``request.user`` (the token's user or a
 :class:`~django_sso.principals.ServicePrincipal`) and ``request.access_token`` (the checked
 :class:`~django_sso.internal.access_token.AccessToken`); the session is not consulted. One with

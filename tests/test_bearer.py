@@ -484,6 +484,6 @@ def test_check_middleware_order(settings):
         "django_sso.middleware.BearerTokenMiddleware",
         *middleware[index:],
     ]
-    assert "django_sso.E005" in [m.id for m in run_checks()]
+    assert "django_sso.E006" in [m.id for m in run_checks()]
     settings.MIDDLEWARE = middleware
-    assert "django_sso.E005" not in [m.id for m in run_checks()]
+    assert "django_sso.E006" not in [m.id for m in run_checks()]
