@@ -126,7 +126,7 @@ def _jwt_source(token: str) -> tuple[Source, jws.Parsed] | None:
     try:
         parsed = jws.parse(token, KIND)
     except TokenValidationError:
-        if source_map.current().opaque is not None and token.count(".") != 2:
+        if source_map.current().opaque is not None:
             return None
         raise
     claims = parsed.unverified_claims
@@ -137,11 +137,15 @@ def _jwt_source(token: str) -> tuple[Source, jws.Parsed] | None:
     return source, parsed
 
 
-def _check(token: str, key: bytes) -> AccessToken:
-    """Check a token not seen before (or whose remembered result no longer holds); remember it."""
+def _check(token: str, key: bytes, checking: list[Source]) -> AccessToken:
+    """Check a token not seen before (or whose remembered result no longer holds); remember it.
+
+    ``checking`` receives the source the token was checked for, for the log line of a refusal.
+    """
     found = _jwt_source(token)
     if found is not None:
         source, parsed = found
+        checking.append(source)
         generation = jwks.generation(source)
         checked = validate_jwt(source, token, parsed)
         if jwks.generation(source) != generation:
@@ -152,6 +156,7 @@ def _check(token: str, key: bytes) -> AccessToken:
             generation = jwks.generation(source)
     else:
         source = source_map.current().opaque
+        checking.append(source)
         generation = token_cache.NO_KEYS
         checked = validate_opaque(source, token, key)
     token_cache.put(key, checked, source, generation, checked.expires_at)
@@ -177,12 +182,13 @@ def validate(token: str) -> AccessToken:
     remembered = _remembered(key)
     if remembered is not None:
         return remembered
+    checking: list[Source] = []
     try:
-        return _check(token, key)
+        return _check(token, key, checking)
     except TokenValidationError as exc:
-        raise _refused(InvalidToken(exc.code, exc.detail)) from exc
+        raise _refused(InvalidToken(exc.code, exc.detail), *checking) from exc
     except (ProviderError, ConfigurationError) as exc:
-        raise _refused(BearerUnavailable(exc.code, exc.detail)) from exc
+        raise _refused(BearerUnavailable(exc.code, exc.detail), *checking) from exc
 
 
 @lru_cache(maxsize=8)

@@ -38,6 +38,11 @@ def any_token(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"scopes": sorted(request.access_token.scopes)})
 
 
+@bearer_required(scopes=["app:manage_orders"])
+async def async_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"async": True, "username": request.user.get_username()})
+
+
 @bearer_required(scopes=["app:read", "app:write"])
 def two_scopes(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
@@ -99,6 +104,7 @@ urlpatterns = [
     path("plain/perms/", perms_template),
     path("deco/any/", any_token),
     path("deco/scopes/", two_scopes),
+    path("deco/async/", async_view),
     path("deco/permissions/", two_permissions),
     path("drf/whoami/", DRFWhoAmI.as_view()),
     path("drf/scoped/", DRFScoped.as_view()),

@@ -301,6 +301,12 @@ def test_opaque_token_through_userinfo(db, op, client):
     assert len([r for r in op.requests if r.path.endswith("/userinfo")]) == 2
 
 
+def test_opaque_token_with_dots_is_still_opaque(db, op, client):
+    _userinfo_source(op)
+    op.access_tokens["ya29.a0AfH6SM.opaque-part"] = "alice"  # Google-style: dots, not a JWT
+    assert client.get("/deco/any/", **bearer("ya29.a0AfH6SM.opaque-part")).status_code == 200
+
+
 def test_opaque_answers_are_shared_through_djangos_cache(db, op, client):
     _userinfo_source(op)
     client.get("/deco/any/", **bearer("opaque-alice-token"))
@@ -359,6 +365,18 @@ def test_decorator_scopes_and_permissions(db, op, api, client):
     assert params["scope"] == "app:manage_orders app:manage_users"
     both = mint_at(op, access_claims(op, scope="app:manage_orders app:manage_users"))
     assert client.get("/deco/permissions/", **bearer(both)).status_code == 200
+
+
+def test_decorator_on_an_async_view(db, op, api, async_client):
+    from asgiref.sync import async_to_sync
+
+    link_user(api)
+    get = async_to_sync(async_client.get)
+    response = get("/deco/async/", headers={"Authorization": f"Bearer {mint_at(op)}"})
+    assert response.json() == {"async": True, "username": "alice"}
+    lacking = mint_at(op, access_claims(op, scope="openid"))
+    assert get("/deco/async/", headers={"Authorization": f"Bearer {lacking}"}).status_code == 403
+    assert get("/deco/async/").status_code == 401
 
 
 def test_decorator_without_the_middleware_and_without_csrf(db, op, api, client, settings):
