@@ -1,5 +1,6 @@
 """The README's demo command: the example site with the local provider, signed into over HTTP."""
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,12 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_demo_check_signs_in_through_the_local_provider(tmp_path):
     # scripts/demo = scripts/bootstrap + this module; the bootstrap is what the suite runs in.
     env = {
@@ -19,7 +26,16 @@ def test_demo_check_signs_in_through_the_local_provider(tmp_path):
         "HOME": str(tmp_path),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.demo", "--check", "--port", "8766", "--op-port", "9766"],
+        [
+            sys.executable,
+            "-m",
+            "scripts.demo",
+            "--check",
+            "--port",
+            str(_free_port()),
+            "--op-port",
+            str(_free_port()),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

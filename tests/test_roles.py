@@ -154,6 +154,21 @@ def test_scopes_without_the_prefix_are_ignored(scoped, op, sign_in):
     assert direct_permissions() == set()
 
 
+@pytest.mark.case("RS-08")
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "openid app:manage_orders\tapp:manage_users",
+        "openid app:manage_orders,app:manage_users",
+        "openid APP:MANAGE_ORDERS",
+    ],
+)
+def test_scope_tokens_are_split_on_spaces_only_and_match_exactly(scoped, op, sign_in, scope):
+    grant(op, scope)
+    signed_in(sign_in)
+    assert direct_permissions() == set()
+
+
 def test_scope_permissions_off_without_a_prefix(db, op, sign_in):
     make_source(op, "honest")
     grant(op, "openid app:manage_orders app:shop.manage_users")

@@ -56,13 +56,15 @@ def lookup(data: Any, path: str) -> Any:
 
 
 def as_values(found: Any, *, source: Source | None = None, path: str = "") -> list[str]:
-    """Return the values of a claim: a space-separated string, or the strings of a list.
+    """Return the values of a claim: a space-delimited string, or the strings of a list.
 
     Anything else (a number, an object, a boolean, a list's non-string items) gives nothing: a
     value is never coerced with ``str()``. At most :data:`MAX_VALUES`, duplicates dropped.
     """
     if isinstance(found, str):
-        values = found.split()
+        # RFC 6749 3.3: scope tokens are separated by a space (%x20) only, so a value holding a
+        # tab or a comma stays one token and matches nothing (RS-08).
+        values = [item for item in found.split(" ") if item]
     elif isinstance(found, list):
         values = [item for item in found if isinstance(item, str) and item]
     else:

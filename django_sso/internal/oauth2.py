@@ -176,7 +176,8 @@ def read_token_response(response: requests.Response, requested: list[str]) -> di
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise ProviderError("sso.token.bad_token_type", repr(token_type)[:32])
     granted = token.get("scope")
-    token["scope"] = granted.split() if isinstance(granted, str) else list(requested)
+    # RFC 6749 3.3: space-delimited (%x20 only; a tab is part of a token, RS-08).
+    token["scope"] = [s for s in granted.split(" ") if s] if isinstance(granted, str) else list(requested)
     # Role mapping grants permissions only from a scope the provider actually sent.
     token["scope_sent"] = isinstance(granted, str)
     expires_in = token.get("expires_in")
