@@ -8,52 +8,34 @@ the next sign-in asks for the password again. A screenshot lands in artifacts/.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from django_sso.models import SSOSession
-from tests.conftest import E2E_CLIENT_SECRET, make_discovered_source
+from tests.conftest import make_discovered_source
+from tests.support.browser import ARTIFACTS, launch_chromium, register_live_client
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
 def logout_source(live_server: Any, oidc_provider: Any, settings: Any) -> Any:
     """A source that signs out at the provider, registered there with the live server's URLs."""
-    settings.DJANGO_SSO_REDIRECT_URI_BASE = live_server.url
-    client_id = f"browser-logout-{live_server.url.rsplit(':', 1)[-1]}"
-    oidc_provider.add_client(
-        {
-            "client_id": client_id,
-            "client_secret": E2E_CLIENT_SECRET,
-            "redirect_uris": [f"{live_server.url}/sso/local/callback/"],
-            "post_logout_redirect_uris": [f"{live_server.url}/sso/logged-out/"],
-            "token_endpoint_auth_method": "client_secret_basic",
-            "grant_types": ["authorization_code"],
-        }
+    client_id = register_live_client(
+        oidc_provider,
+        live_server,
+        settings,
+        "browser-logout",
+        post_logout_redirect_uris=[f"{live_server.url}/sso/logged-out/"],
     )
     return make_discovered_source(oidc_provider, client_id=client_id, logout_at_provider=True)
 
 
 def test_sign_out_at_the_provider_and_back_in_a_real_browser(live_server: Any, logout_source: Any) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page()
             page.goto(f"{live_server.url}/")
