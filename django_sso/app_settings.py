@@ -78,8 +78,17 @@ class AppSettings:
 
     @property
     def MAX_FLOWS_PER_SESSION(self) -> int:
-        """Sign-ins one browser session may have in progress at once (tabs)."""
+        """Sign-ins one browser session may have in progress at once (tabs; session store only)."""
         return int(self._setting("MAX_FLOWS_PER_SESSION", 10))
+
+    @property
+    def FLOW_STORE(self) -> str:
+        """Where sign-ins in progress are kept: ``"session"`` or ``"cache"`` (``CACHE_ALIAS``).
+
+        The cache store binds each flow to the browser with a cookie of its own, so an anonymous
+        sign-in creates no session before login; it needs a cache all processes share.
+        """
+        return self._setting("FLOW_STORE", "session")
 
     @property
     def LOGIN_ON_GET(self) -> bool:

@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, router
 
 from django_sso.app_settings import MAX_LEEWAY_SECONDS, app_settings
+from django_sso.internal.flow import STORES
 
 BACKEND = "django_sso.backends.SSOBackend"
 REVALIDATION_MIDDLEWARE = "django_sso.session_middleware.SessionRevalidationMiddleware"
@@ -91,6 +92,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="django_sso.W004",
             )
         )
+    problems.extend(_flow_store_problems())
     if "django_sso" in settings.INSTALLED_APPS and "django.contrib.sessions" not in settings.INSTALLED_APPS:
         problems.append(Error("django.contrib.sessions is required.", id="django_sso.E004"))
     middleware = list(settings.MIDDLEWARE)
@@ -117,6 +119,40 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return problems
+
+
+LOCMEM_CACHE = "django.core.cache.backends.locmem.LocMemCache"
+DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
+
+
+def _flow_store_problems() -> list[Any]:
+    store = app_settings.FLOW_STORE
+    if store not in STORES:
+        return [
+            Error(
+                f"DJANGO_SSO_FLOW_STORE is {store!r}.",
+                hint=f"Use one of {', '.join(repr(s) for s in STORES)}.",
+                id="django_sso.E007",
+            )
+        ]
+    if store != "cache":
+        return []
+    alias = app_settings.CACHE_ALIAS
+    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    if backend == DUMMY_CACHE:
+        problem = "a DummyCache, keeps nothing: every callback fails with 'session expired'."
+    elif backend == LOCMEM_CACHE and not settings.DEBUG:
+        problem = "a LocMemCache, lives in one process: flows started in one are not found in another."
+    else:
+        return []
+    return [
+        Warning(
+            f"DJANGO_SSO_FLOW_STORE = 'cache' uses the {alias!r} cache, which, {problem}",
+            hint="Name a cache all processes share (Redis, Memcached) in DJANGO_SSO_CACHE_ALIAS, "
+            "or use DJANGO_SSO_FLOW_STORE = 'session'.",
+            id="django_sso.W007",
+        )
+    ]
 
 
 def audience_clashes(sources: Iterable[Any]) -> dict[str, list[tuple[str, str]]]:

@@ -81,7 +81,8 @@ class SSOErrorMixin:
         signals.sign_in_failed.send(sender=Source, request=request, source=source, error=error)
         if error.status >= 500 and request.session.modified:
             # SessionMiddleware saves nothing on a 5xx: persist the consumed flow here, so a
-            # failed callback's state cannot be replayed (AZR-02).
+            # failed callback's state cannot be replayed (AZR-02). The cache store consumed it in
+            # the cache and left the session untouched: nothing is saved, no session is created.
             request.session.save()
         context = {
             "message": error.public_message,
@@ -184,7 +185,7 @@ class LoginView(SSOErrorMixin, View):
         except SSOError as exc:
             return self.login_failure(request, exc, source)
         flows.save(request, flow)
-        return no_store(HttpResponseRedirect(url))
+        return flows.bind_response(request, no_store(HttpResponseRedirect(url)))
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -226,7 +227,7 @@ class CallbackView(SSOErrorMixin, View):
             created=user.sso_identity_created,
         )
         target = completed.flow.next_url or resolve_url(app_settings.LOGIN_REDIRECT_URL)
-        return no_store(HttpResponseSeeOther(target))
+        return flows.unbind_response(request, no_store(HttpResponseSeeOther(target)))
 
     def post(self, request: HttpRequest, slug: str) -> HttpResponse:
         """form_post is not requested; a POST here is refused without touching any flow."""
