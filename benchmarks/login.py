@@ -19,6 +19,10 @@ each library (key fetch, imports, template compilation) are left out. Everything
 database created for the run and dropped afterwards: ``BENCH_DB_NAME`` (default
 ``django_sso_bench``) on the server ``DATABASE_URL`` names, or a temporary SQLite file.
 
+django_sso runs twice, as two rows: with flows in the session (the default) and with
+``DJANGO_SSO_FLOW_STORE = "cache"`` (``django_sso_cache`` in ``--libraries``), the same source
+and client, its settings in force only during its own batches.
+
 Machines are noisy: compare the ratios of one run, not figures of different runs.
 """
 
@@ -58,6 +62,8 @@ class Library:
     login_method: str
     callback_path: str
     client_setting: str
+    #: Django settings in force during this library's sign-ins (the libraries take turns).
+    settings: tuple[tuple[str, Any], ...] = ()
 
 
 LIBRARIES = {
@@ -65,6 +71,17 @@ LIBRARIES = {
     for lib in (
         Library(
             "django_sso", "django_sso", "/sso/local/login/", "post", "/sso/local/callback/", "SSO_CLIENT"
+        ),
+        # The same source and client, flows in the cache instead of the session (one process: a
+        # local-memory cache serves as well as Redis).
+        Library(
+            "django_sso_cache",
+            "django_sso (cache flow store)",
+            "/sso/local/login/",
+            "post",
+            "/sso/local/callback/",
+            "SSO_CLIENT",
+            (("DJANGO_SSO_FLOW_STORE", "cache"),),
         ),
         Library(
             "allauth",
@@ -194,13 +211,14 @@ def _op_config(libraries: list[Library], count: int) -> dict[str, Any]:
     import benchmarks
 
     clients = []
-    for lib in libraries:
-        client_id, secret = getattr(benchmarks, lib.client_setting)
+    for client_setting in dict.fromkeys(lib.client_setting for lib in libraries):
+        client_id, secret = getattr(benchmarks, client_setting)
+        callback_path = next(lib.callback_path for lib in libraries if lib.client_setting == client_setting)
         clients.append(
             {
                 "client_id": client_id,
                 "client_secret": secret,
-                "redirect_uris": [f"http://testserver{lib.callback_path}"],
+                "redirect_uris": [f"http://testserver{callback_path}"],
                 "token_endpoint_auth_method": "client_secret_basic",
                 "grant_types": ["authorization_code"],
             }
@@ -306,11 +324,20 @@ def run_batch(
 ) -> Batch:
     """Sign ``logins`` in, ``workers`` at a time; stop taking new ones after ``max_seconds``.
 
-    With ``batch``, add the samples, errors and wall time to it (one round of a phase).
+    With ``batch``, add the samples, errors and wall time to it (one round of a phase). The
+    library's settings are in force for the whole batch: the libraries never run at once.
     """
+    from django.test.utils import override_settings
+
+    with override_settings(**dict(lib.settings)):
+        return _run_batch(lib, phase, logins, workers, max_seconds, batch or Batch(lib, phase, len(logins)))
+
+
+def _run_batch(
+    lib: Library, phase: str, logins: list[str], workers: int, max_seconds: float, batch: Batch
+) -> Batch:
     from django.db import connections
 
-    batch = batch or Batch(lib, phase, len(logins))
     jobs: queue.SimpleQueue[str] = queue.SimpleQueue()
     for login in logins:
         jobs.put(login)

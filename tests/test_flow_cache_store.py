@@ -44,6 +44,15 @@ def test_a_whole_sign_in_works(sign_in, source):
     assert "_auth_user_id" in result.response.wsgi_request.session
 
 
+def test_an_oauth1_sign_in_works_and_its_token_is_single_use(client, oauth1_source, oauth1_sign_in):
+    """OAuth 1.0a flows are stored under the temporary token: the same store, the same binding."""
+    result = oauth1_sign_in()
+    assert result.response.status_code == 303
+    replay = Client()
+    replay.cookies[COOKIE_NAME] = result.start.cookies[COOKIE_NAME].value
+    assert replay.get(local(result.callback_url)).context["code"] == "sso.oauth1.unknown_token"
+
+
 def test_starting_a_sign_in_writes_no_session(client, op, source):
     response = client.post("/sso/honest/login/")
     assert response.status_code == 302
