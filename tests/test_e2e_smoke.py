@@ -40,10 +40,7 @@ def test_callbacks_reuse_the_connection_to_the_provider(local_source, real_sign_
     # the provider's port is shared, so compare with a run that pooled nothing.
     pooled = len(opened)
     opened.clear()
-    from django_sso.internal import oauth2, userinfo
-
-    monkeypatch.setattr(oauth2, "pooled_session", http.new_session)
-    monkeypatch.setattr(userinfo, "pooled_session", http.new_session)
+    monkeypatch.setattr(http, "pooled_session", http.new_session)
     for login in ("alice", "bob", "alice"):
         assert real_sign_in(login=login, browser=Client()).response.status_code == 303
     unpooled = len(opened)

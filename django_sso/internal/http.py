@@ -98,13 +98,30 @@ def reset_pool() -> None:
     _pool_generation[0] += 1
 
 
+def send(
+    method: str, url: str, *, kind: str, ok: tuple[int, ...] | None = (200,), **kwargs: Any
+) -> requests.Response:
+    """Call a provider over this thread's pooled session; return the response.
+
+    Network failures become :class:`ProviderError` coded ``<kind>.timeout``, ``<kind>.tls`` or
+    ``<kind>.unreachable``; a status outside ``ok`` (unless ``ok`` is None) ``<kind>.status``.
+    """
+    check_url(url)
+    try:
+        response = pooled_session().request(method, url, allow_redirects=False, **kwargs)
+    except requests.Timeout as exc:
+        raise ProviderError(f"{kind}.timeout", _origin(url)) from exc
+    except requests.exceptions.SSLError as exc:
+        raise ProviderError(f"{kind}.tls", _origin(url)) from exc
+    except requests.RequestException as exc:
+        raise ProviderError(f"{kind}.unreachable", f"{_origin(url)}: {type(exc).__name__}") from exc
+    if ok is not None and response.status_code not in ok:
+        raise ProviderError(f"{kind}.status", str(response.status_code))
+    return response
+
+
 def request_json(
-    method: str,
-    url: str,
-    *,
-    session: requests.Session | None = None,
-    expected_status: tuple[int, ...] = (200,),
-    **kwargs: Any,
+    method: str, url: str, *, expected_status: tuple[int, ...] = (200,), **kwargs: Any
 ) -> dict[str, Any]:
     """Call a provider endpoint and return its JSON object body.
 
@@ -112,20 +129,7 @@ def request_json(
     timeout, a redirect, a status outside ``expected_status``, a non-JSON or non-object body.
     The body itself never goes into the error.
     """
-    check_url(url)
-    session = session or pooled_session()
-    kwargs.setdefault("timeout", (app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT))
-    try:
-        response = session.request(method, url, allow_redirects=False, **kwargs)
-    except requests.Timeout as exc:
-        raise ProviderError("sso.http.timeout", _origin(url)) from exc
-    except requests.exceptions.SSLError as exc:
-        raise ProviderError("sso.http.tls", _origin(url)) from exc
-    except requests.RequestException as exc:
-        raise ProviderError("sso.http.unreachable", f"{_origin(url)}: {type(exc).__name__}") from exc
-    if response.status_code not in expected_status:
-        raise ProviderError("sso.http.status", f"{response.status_code} from {_origin(url)}")
-    return parse_json_object(response)
+    return parse_json_object(send(method, url, kind="sso.http", ok=expected_status, **kwargs))
 
 
 def parse_json(response: requests.Response) -> Any:

@@ -18,14 +18,13 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-import requests
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.requests_client import OAuth1Auth
 from authlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_HEADER
 
 from django_sso.exceptions import ProviderError
 from django_sso.internal import profile
-from django_sso.internal.http import check_url, pooled_session
+from django_sso.internal.http import check_url, send
 
 if TYPE_CHECKING:
     from django_sso.internal.flow import Flow
@@ -49,15 +48,7 @@ def signer(source: Source, **credentials: Any) -> OAuth1Auth:
 
 def _credentials(source: Source, url: str, auth: OAuth1Auth, step: str) -> dict[str, str]:
     """POST a signed request for credentials; return the answer's parameters."""
-    check_url(url)
-    try:
-        response = pooled_session().post(url, auth=auth)
-    except requests.Timeout as exc:
-        raise ProviderError(f"{KIND}.{step}.timeout") from exc
-    except requests.RequestException as exc:
-        raise ProviderError(f"{KIND}.{step}.unreachable", type(exc).__name__) from exc
-    if response.status_code != 200:
-        raise ProviderError(f"{KIND}.{step}.status", str(response.status_code))
+    response = send("POST", url, kind=f"{KIND}.{step}", auth=auth)
     values = _parse(response.content, response.headers.get("Content-Type", ""), step)
     for name in ("oauth_token", SECRET_KEY):
         value = values.get(name)

@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 
 from django_sso.app_settings import app_settings
 from django_sso.exceptions import InvalidGrant, ProviderError
-from django_sso.internal.http import check_url, parse_json_object, pooled_session, prepare_session
+from django_sso.internal.http import check_url, parse_json_object, prepare_session, send
 
 if TYPE_CHECKING:
     from django_sso.internal.flow import Flow
@@ -139,18 +139,16 @@ def token_request(source: Source, data: dict[str, str], requested: list[str]) ->
     Return the validated, normalised token response (see :func:`read_token_response`); used for
     every grant: the code, refresh and client credentials.
     """
-    check_url(source.token_url)
     try:
-        response = pooled_session().post(
+        response = send(
+            "POST",
             source.token_url,
+            kind="sso.token",
+            ok=None,  # read_token_response tells invalid_grant from a broken provider
             data=data,
             auth=client_auth(source),
             headers={"Accept": "application/json"},
         )
-    except requests.Timeout as exc:
-        raise ProviderError("sso.token.timeout") from exc
-    except requests.RequestException as exc:
-        raise ProviderError("sso.token.unreachable", type(exc).__name__) from exc
     except OAuth2Error as exc:
         raise ProviderError("sso.token.client_error", exc.error) from exc
     return read_token_response(response, requested)

@@ -14,7 +14,7 @@ import requests
 
 from django_sso.exceptions import ProviderError, TokenValidationError
 from django_sso.internal import grants
-from django_sso.internal.http import check_url, parse_json, pooled_session
+from django_sso.internal.http import parse_json, send
 
 if TYPE_CHECKING:
     from django_sso.models import Source
@@ -62,15 +62,7 @@ def subject_of(value: Any) -> str:
 
 def fetch(url: str, auth: requests.auth.AuthBase) -> Any:
     """GET a provider URL with ``auth`` and return its JSON body (an object or a list)."""
-    check_url(url)
-    try:
-        response = pooled_session().get(url, auth=auth, headers={"Accept": "application/json"})
-    except requests.Timeout as exc:
-        raise ProviderError(f"{KIND}.timeout") from exc
-    except requests.RequestException as exc:
-        raise ProviderError(f"{KIND}.unreachable", type(exc).__name__) from exc
-    if response.status_code != 200:
-        raise ProviderError(f"{KIND}.status", str(response.status_code))
+    response = send("GET", url, kind=KIND, auth=auth, headers={"Accept": "application/json"})
     try:
         return parse_json(response)
     except ProviderError as exc:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from django_sso.exceptions import ProviderError, TokenValidationError
 from django_sso.internal import id_token, jws
-from django_sso.internal.http import check_url, parse_json_object, pooled_session
+from django_sso.internal.http import parse_json_object, send
 
 if TYPE_CHECKING:
     from django_sso.models import Source
@@ -27,21 +25,12 @@ def fetch(source: Source, access_token: str, *, expected_sub: str | None) -> dic
     ``sub`` must equal it exactly (OIDC Core 5.3.2, UI-01).
     """
     url = source.userinfo_url
-    check_url(url)
-    try:
-        response = pooled_session().get(
-            url,
-            headers={
-                "Authorization": f"Bearer {access_token}",
-                "Accept": "application/json, application/jwt",
-            },
-        )
-    except requests.Timeout as exc:
-        raise ProviderError(f"{KIND}.timeout") from exc
-    except requests.RequestException as exc:
-        raise ProviderError(f"{KIND}.unreachable", type(exc).__name__) from exc
-    if response.status_code != 200:
-        raise ProviderError(f"{KIND}.status", str(response.status_code))
+    response = send(
+        "GET",
+        url,
+        kind=KIND,
+        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json, application/jwt"},
+    )
     content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type == "application/jwt":
         claims = _verified_jwt(source, response.text)
